@@ -1,0 +1,41 @@
+#!/bin/sh
+# The Debian packages ustatus needs, in one place for the quickstart, the tests and CI.
+# Usage: deploy/packages.sh build|run|test   prints the list; with --install installs it.
+set -e
+build="build-essential autoconf automake pkg-config libhiredis-dev libfcgi-dev libjson-c-dev libconfuse-dev libssl-dev check"
+run="redis-server lighttpd curl"
+test="$build $run python3 libfcgi-bin spawn-fcgi"
+
+list=""
+install=0
+for arg in "$@"; do
+    case "$arg" in
+    build) list="$list $build" ;;
+    run) list="$list $run" ;;
+    test) list="$list $test" ;;
+    --install) install=1 ;;
+    *) echo "usage: $0 build|run|test [--install]" >&2; exit 64 ;;
+    esac
+done
+if [ "$install" = 0 ]; then
+    echo $list
+    exit 0
+fi
+missing=""
+for p in $list; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# policy-rc.d 101: Debian's maintainer scripts must not start system services
+# (redis-server, lighttpd) on ports the tests and the quickstart want for themselves.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends $missing

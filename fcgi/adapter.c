@@ -1,0 +1,159 @@
+#include "adapter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ustatus/log.h"
+
+void us_adapter_init(us_adapter *a)
+{
+    memset(a, 0, sizeof *a);
+    us_http_response_init(&a->resp);
+}
+
+void us_adapter_free(us_adapter *a)
+{
+    us_buf_free(&a->path);
+    us_buf_free(&a->body);
+    us_buf_free(&a->head);
+    us_http_response_free(&a->resp);
+}
+
+static const char *param(const us_cgi_io *io, const char *name)
+{
+    const char *v = io->getparam(io->ctx, name);
+    return v;
+}
+
+/* The request path, whichever way the web server passes it (SPEC §1.1): SCRIPT_NAME +
+ * PATH_INFO when they say anything, else REQUEST_URI without its query string. */
+static void build_path(const us_cgi_io *io, us_buf *path)
+{
+    const char *script = param(io, "SCRIPT_NAME");
+    const char *info = param(io, "PATH_INFO");
+    us_buf_reset(path);
+    if (script)
+        us_buf_puts(path, script);
+    if (info)
+        us_buf_puts(path, info);
+    if (path->len == 0) {
+        const char *uri = param(io, "REQUEST_URI");
+        if (uri)
+            us_buf_append(path, uri, strcspn(uri, "?#"));
+    }
+    if (path->len == 0)
+        us_buf_puts(path, "");
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+/* Parses CONTENT_LENGTH: -1 when absent, -2 when malformed. */
+static long long content_length(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    long long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (1LL << 50))
+            return -2;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+/* Reads the body into a->body. 0; 1 when it is larger than max (not read further);
+ * -1 on a read error. */
+static int read_body(us_adapter *a, const us_cgi_io *io, size_t max, long long declared)
+{
+    us_buf_reset(&a->body);
+    size_t want = declared >= 0 ? (size_t)declared : max + 1;
+    us_buf_reserve(&a->body, want < 65536 ? want : 65536);
+    while (a->body.len < want) {
+        size_t chunk = want - a->body.len;
+        if (chunk > 65536)
+            chunk = 65536;
+        us_buf_reserve(&a->body, chunk);
+        long n = io->read(io->ctx, a->body.data + a->body.len, chunk);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        a->body.len += (size_t)n;
+        if (a->body.len > max)
+            return 1;
+    }
+    return 0;
+}
+
+int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
+{
+    us_http_response *resp = &a->resp;
+    us_http_response_reset(resp);
+    build_path(io, &a->path);
+
+    us_http_request req = {
+        .method = param(io, "REQUEST_METHOD"),
+        .path = a->path.data,
+        .query = param(io, "QUERY_STRING"),
+        .x_api_key = param(io, "HTTP_X_API_KEY"),
+        .authorization = param(io, "HTTP_AUTHORIZATION"),
+        .error_mode = param(io, "HTTP_X_CENTRIFUGO_ERROR_MODE"),
+        .origin = param(io, "HTTP_ORIGIN"),
+    };
+    size_t max = us_api_max_body_bytes(api);
+    long long declared = content_length(param(io, "CONTENT_LENGTH"));
+    bool is_post = req.method && strcmp(req.method, "POST") == 0;
+    if (declared == -2) {
+        resp->status = 400;
+    } else if (is_post && declared > (long long)max) {
+        /* Limits before work: a body over the limit is never read. */
+        us_api_payload_too_large(resp);
+    } else {
+        int rb = is_post ? read_body(a, io, max, declared) : 0;
+        if (!is_post)
+            us_buf_reset(&a->body);
+        if (rb < 0) {
+            us_warn("reading the request body failed");
+            return -1;
+        }
+        if (rb > 0) {
+            us_api_payload_too_large(resp);
+        } else {
+            req.body = a->body.data ? a->body.data : "";
+            req.body_len = a->body.len;
+            us_api_handle(api, &req, resp);
+        }
+    }
+
+    us_buf *h = &a->head;
+    us_buf_reset(h);
+    us_buf_printf(h, "Status: %d %s\r\n", resp->status, reason_phrase(resp->status));
+    if (resp->content_type)
+        us_buf_printf(h, "Content-Type: %s\r\n", resp->content_type);
+    us_buf_printf(h, "Content-Length: %zu\r\n", resp->body.len);
+    if (resp->headers.len)
+        us_buf_append(h, resp->headers.data, resp->headers.len);
+    us_buf_puts(h, "\r\n");
+    if (io->write(io->ctx, h->data, h->len) < 0 ||
+        (resp->body.len && io->write(io->ctx, resp->body.data, resp->body.len) < 0))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* A growable byte buffer for building responses, with JSON writers that produce exactly
+ * the bytes ustatus promises (no spaces, RFC 8259 escaping).
+ *
+ * Out-of-memory policy (whole code base): allocation failure aborts the process
+ * (us_xmalloc & co.). A FastCGI worker that cannot allocate cannot answer anyway; the
+ * supervisor or the web server starts a fresh one. */
+#ifndef USTATUS_BUF_H
+#define USTATUS_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *us_xmalloc(size_t n);
+void *us_xcalloc(size_t n, size_t size);
+void *us_xrealloc(void *p, size_t n);
+char *us_xstrdup(const char *s);
+char *us_xstrndup(const char *s, size_t n);
+
+typedef struct us_buf {
+    char *data;   /* always NUL-terminated after any append (when cap > 0) */
+    size_t len;
+    size_t cap;
+} us_buf;
+
+#define US_BUF_INIT {NULL, 0, 0}
+
+void us_buf_reserve(us_buf *b, size_t extra);
+void us_buf_append(us_buf *b, const void *p, size_t n);
+void us_buf_puts(us_buf *b, const char *s);
+void us_buf_putc(us_buf *b, char c);
+void us_buf_printf(us_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void us_buf_put_i64(us_buf *b, int64_t v);
+/* Appends a JSON string literal (with the quotes) for the bytes [s, s+n). Bytes >= 0x80
+ * are copied as they are (callers pass valid UTF-8); control characters, '"' and '\\'
+ * are escaped; U+2028/U+2029 are escaped too so the output is safe as JavaScript. */
+void us_buf_put_json_str(us_buf *b, const char *s, size_t n);
+void us_buf_reset(us_buf *b);  /* len = 0, keeps the memory */
+void us_buf_free(us_buf *b);   /* frees and re-initialises */
+/* Hands the data over to the caller (who frees it); the buffer is re-initialised. */
+char *us_buf_steal(us_buf *b, size_t *len);
+
+/* 1 when [s, s+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
+int us_utf8_valid(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,56 @@
+/* The Redis deployment behind the store (SPEC §3): where each command goes and how it
+ * gets there. The store formats commands; a topology routes them to nodes, sends one
+ * pipeline per node (written to every node before reading from any), reconnects and
+ * retries once after a connection failure, and hands back one reply per command.
+ *
+ * Implementations: static nodes (one address, or client-side shards over several).
+ * Sentinel and Cluster plug in behind the same interface (topology_private.h). */
+#ifndef USTATUS_TOPOLOGY_H
+#define USTATUS_TOPOLOGY_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ustatus/buf.h"
+#include "ustatus/config.h"
+
+typedef struct us_redis_cmd {
+    /* in: set by the caller, borrowed for the duration of us_topology_exec */
+    const char *cmd;           /* RESP-encoded command (redisFormatCommand & co.) */
+    size_t cmd_len;
+    const char *shard_key;     /* what client-side sharding hashes: the user ID */
+    size_t shard_key_len;
+    const char *slot_key;      /* what Redis Cluster hashes: the Redis key */
+    size_t slot_key_len;
+    /* out: set by us_topology_exec */
+    redisReply *reply;         /* owned by this struct; NULL when the command failed in
+                                * transport; an error reply is still a reply */
+} us_redis_cmd;
+
+typedef struct us_topology us_topology;
+
+/* Builds the topology for a redis section. Connects to nothing yet (connections are
+ * opened lazily by the first us_topology_exec). Returns NULL with a reason in err. */
+us_topology *us_topology_create(const us_redis_config *rc, char *err, size_t err_len);
+
+/* Runs every command, about one network round trip for the whole array (SPEC §3.5).
+ * Replies already present in cmds[] are freed first. Returns 0 when every command got
+ * a reply (possibly an error reply), -1 when at least one has reply == NULL; the
+ * reason is logged once per failing node. */
+int us_topology_exec(us_topology *t, us_redis_cmd *cmds, size_t n);
+
+/* Frees every reply in cmds[0..n) and sets it to NULL. */
+void us_redis_cmds_clear(us_redis_cmd *cmds, size_t n);
+
+/* PINGs every node (shard, master). Returns 0 when all answered, -1 otherwise; in
+ * both cases appends a JSON array of {"node":"host:port","ok":bool,"error":"..."} to
+ * report when report is not NULL. */
+int us_topology_ping(us_topology *t, us_buf *report);
+
+/* Number of nodes (shards / masters) currently known. */
+size_t us_topology_node_count(const us_topology *t);
+
+void us_topology_free(us_topology *t);
+
+#endif

@@ -1,0 +1,764 @@
+/* Request in, response out (SPEC §1): routing, authentication, envelope and errors,
+ * the four user status methods, batch and the legacy newline-separated form.
+ *
+ * Every request is handled in three steps: parse and validate every command into a
+ * list of store operations, run them all in one us_store_exec (one pipeline per Redis
+ * node whatever the number of commands), then write each command's reply. */
+#include "ustatus/api.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <regex.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "ustatus/log.h"
+
+#define USER_ID_MAX_BYTES 1024
+#define STATE_MAX_BYTES 256
+
+enum {
+    E_INTERNAL = 100,
+    E_NOT_FOUND = 104,
+    E_BAD_REQUEST = 107,
+    E_NOT_AVAILABLE = 108,
+};
+
+typedef enum { M_UNKNOWN = 0, M_UPDATE, M_GET, M_DELETE, M_ONLINE } method_id;
+
+static const struct {
+    const char *name;
+    method_id id;
+} methods[] = {
+    {"update_user_status", M_UPDATE},
+    {"get_user_status", M_GET},
+    {"delete_user_status", M_DELETE},
+    {"update_user_online", M_ONLINE},
+};
+
+struct us_api {
+    const us_config *cfg;
+    us_store *store;
+    regex_t state_re;
+    bool has_state_re;
+    size_t prefix_len;
+};
+
+/* One command of a request (a direct call, a batch element or a legacy line). */
+typedef struct command {
+    method_id method;
+    int code;                  /* 0 while fine, else the API error code */
+    bool type_error;           /* a JSON type error: HTTP 400 for a direct call */
+    char details[160];
+    size_t op_start, op_count; /* its operations in the request's op list */
+    json_object *id;           /* legacy form: the "id" to echo, borrowed */
+} command;
+
+typedef struct op_list {
+    us_op *v;
+    size_t n, cap;
+} op_list;
+
+static const char *error_message(int code)
+{
+    switch (code) {
+    case E_INTERNAL: return "internal server error";
+    case E_NOT_FOUND: return "not found";
+    case E_BAD_REQUEST: return "bad request";
+    case E_NOT_AVAILABLE: return "not available";
+    default: return "internal server error";
+    }
+}
+
+static method_id method_lookup(const char *name, size_t len, bool nocase)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (strlen(methods[i].name) != len)
+            continue;
+        if (nocase ? strncasecmp(methods[i].name, name, len) == 0
+                   : memcmp(methods[i].name, name, len) == 0)
+            return methods[i].id;
+    }
+    return M_UNKNOWN;
+}
+
+static const char *method_name(method_id m)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (methods[i].id == m)
+            return methods[i].name;
+    return "";
+}
+
+static void command_fail(command *c, int code, bool type_error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void command_fail(command *c, int code, bool type_error, const char *fmt, ...)
+{
+    if (c->code)
+        return; /* the first problem is the one reported */
+    c->code = code;
+    c->type_error = type_error;
+    c->details[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->details, sizeof c->details, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* ---- response helpers ---- */
+
+void us_http_response_init(us_http_response *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = 200;
+}
+
+void us_http_response_reset(us_http_response *r)
+{
+    r->status = 200;
+    r->content_type = NULL;
+    us_buf_reset(&r->headers);
+    us_buf_reset(&r->body);
+}
+
+void us_http_response_free(us_http_response *r)
+{
+    us_buf_free(&r->headers);
+    us_buf_free(&r->body);
+}
+
+static void put_error_object(us_buf *b, int code, const char *details)
+{
+    us_buf_puts(b, "{\"code\":");
+    us_buf_put_i64(b, code);
+    us_buf_puts(b, ",\"message\":");
+    const char *msg = error_message(code);
+    us_buf_put_json_str(b, msg, strlen(msg));
+    if (details && *details) {
+        us_buf_puts(b, ",\"details\":");
+        us_buf_put_json_str(b, details, strlen(details));
+    }
+    us_buf_putc(b, '}');
+}
+
+static bool transport_mode(const us_api *api, const us_http_request *req)
+{
+    if (req->error_mode && strcasecmp(req->error_mode, "transport") == 0)
+        return true;
+    return strcmp(api->cfg->http_api.error_mode, "transport") == 0;
+}
+
+static int transport_status(int code)
+{
+    switch (code) {
+    case E_NOT_FOUND: return 404;
+    case E_BAD_REQUEST:
+    case E_NOT_AVAILABLE: return 400;
+    default: return 500;
+    }
+}
+
+/* A whole-request error outside batch: the envelope, or the transport error mode. */
+static void respond_error(const us_api *api, const us_http_request *req, us_http_response *resp,
+                          int code, int http_status, const char *details)
+{
+    resp->content_type = "application/json";
+    us_buf_reset(&resp->body);
+    if (transport_mode(api, req)) {
+        resp->status = transport_status(code);
+        put_error_object(&resp->body, code, NULL);
+        return;
+    }
+    resp->status = http_status;
+    us_buf_puts(&resp->body, "{\"error\":");
+    put_error_object(&resp->body, code, details);
+    us_buf_putc(&resp->body, '}');
+}
+
+void us_api_payload_too_large(us_http_response *resp)
+{
+    us_buf_reset(&resp->body);
+    resp->content_type = NULL;
+    resp->status = 413;
+}
+
+/* ---- authentication ---- */
+
+/* Constant-time in the content of both strings; the time depends only on the length of
+ * what the client sent. */
+static bool key_equal(const char *given, size_t given_len, const char *key, size_t key_len)
+{
+    volatile unsigned char diff = (unsigned char)(given_len != key_len);
+    for (size_t i = 0; i < given_len; i++)
+        diff |= (unsigned char)given[i] ^ (unsigned char)key[key_len ? i % key_len : 0];
+    return diff == 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The decoded value of query parameter `name` into out; false when absent or too long. */
+static bool query_param(const char *query, const char *name, char *out, size_t out_len)
+{
+    size_t name_len = strlen(name);
+    const char *p = query;
+    while (p && *p) {
+        const char *end = p + strcspn(p, "&");
+        if ((size_t)(end - p) > name_len && strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
+            size_t o = 0;
+            for (const char *q = p + name_len + 1; q < end; q++) {
+                int c = (unsigned char)*q;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && end - q > 2 && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
+                    c = hexval(q[1]) * 16 + hexval(q[2]);
+                    q += 2;
+                }
+                if (o + 1 >= out_len)
+                    return false;
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+            return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
+}
+
+/* SPEC §1.1, Centrifugo's order: X-API-Key, else "Authorization: apikey KEY", else the
+ * api_key query parameter. The first one present decides. */
+static bool authorized(const us_api *api, const us_http_request *req)
+{
+    const char *key = api->cfg->http_api.key;
+    size_t key_len = strlen(key);
+    if (api->cfg->http_api.insecure)
+        return true;
+    if (key_len == 0)
+        return false;
+    if (req->x_api_key && *req->x_api_key)
+        return key_equal(req->x_api_key, strlen(req->x_api_key), key, key_len);
+    if (req->authorization && *req->authorization) {
+        const char *p = req->authorization;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *f1 = p;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        size_t f1_len = (size_t)(p - f1);
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *f2 = p;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        size_t f2_len = (size_t)(p - f2);
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p || f2_len == 0 || f1_len != 6 || strncasecmp(f1, "apikey", 6) != 0)
+            return false;
+        return key_equal(f2, f2_len, key, key_len);
+    }
+    char given[512];
+    if (req->query && query_param(req->query, "api_key", given, sizeof given) && given[0])
+        return key_equal(given, strlen(given), key, key_len);
+    return false;
+}
+
+/* ---- parsing commands ---- */
+
+static void ops_push(op_list *ops, const us_op *op)
+{
+    if (ops->n == ops->cap) {
+        ops->cap = ops->cap ? ops->cap * 2 : 16;
+        ops->v = us_xrealloc(ops->v, ops->cap * sizeof *ops->v);
+    }
+    ops->v[ops->n++] = *op;
+}
+
+/* Validates a string that will be stored (user ID or state). */
+static const char *check_text(const char *s, size_t len, size_t max)
+{
+    if (len == 0)
+        return "is empty";
+    if (len > max)
+        return "is too long";
+    if (memchr(s, '\0', len))
+        return "contains a NUL character";
+    if (!us_utf8_valid(s, len))
+        return "is not valid UTF-8";
+    return NULL;
+}
+
+/* Validates params for method m and appends its operations. On a problem, c->code is
+ * set and nothing is appended. */
+static void parse_params(us_api *api, command *c, json_object *params, op_list *ops)
+{
+    const us_config *cfg = api->cfg;
+    c->op_start = ops->n;
+    c->op_count = 0;
+    if (!cfg->user_status.enabled) {
+        command_fail(c, E_NOT_AVAILABLE, false, "user status is disabled");
+        return;
+    }
+    if (!params || !json_object_is_type(params, json_type_object)) {
+        command_fail(c, E_BAD_REQUEST, true, "params must be a JSON object");
+        return;
+    }
+    json_object *users = NULL;
+    if (!json_object_object_get_ex(params, "users", &users) || users == NULL) {
+        command_fail(c, E_BAD_REQUEST, false, "users is required");
+        return;
+    }
+    if (!json_object_is_type(users, json_type_array)) {
+        command_fail(c, E_BAD_REQUEST, true, "users must be an array of strings");
+        return;
+    }
+    size_t n = json_object_array_length(users);
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_is_type(json_object_array_get_idx(users, i), json_type_string)) {
+            command_fail(c, E_BAD_REQUEST, true, "users[%zu] is not a string", i);
+            return;
+        }
+    us_op proto = {0};
+    if (c->method == M_UPDATE) {
+        json_object *state = NULL;
+        if (json_object_object_get_ex(params, "state", &state) && state != NULL) {
+            if (!json_object_is_type(state, json_type_string)) {
+                command_fail(c, E_BAD_REQUEST, true, "state must be a string");
+                return;
+            }
+            const char *sv = json_object_get_string(state);
+            size_t sl = (size_t)json_object_get_string_len(state);
+            if (sl == 0) {
+                proto.state_mode = US_STATE_CLEAR;
+            } else {
+                const char *why = check_text(sv, sl, STATE_MAX_BYTES);
+                if (why) {
+                    command_fail(c, E_BAD_REQUEST, false, "state %s", why);
+                    return;
+                }
+                if (api->has_state_re && regexec(&api->state_re, sv, 0, NULL, 0) != 0) {
+                    command_fail(c, E_BAD_REQUEST, false, "state does not match state_regex");
+                    return;
+                }
+                proto.state_mode = US_STATE_SET;
+                proto.state = sv;
+                proto.state_len = sl;
+            }
+        }
+    }
+    if (n > cfg->user_status.max_users_per_request) {
+        command_fail(c, E_BAD_REQUEST, false, "too many users: %zu, at most %zu", n,
+                     cfg->user_status.max_users_per_request);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(users, i);
+        const char *why = check_text(json_object_get_string(u),
+                                     (size_t)json_object_get_string_len(u), USER_ID_MAX_BYTES);
+        if (why) {
+            command_fail(c, E_BAD_REQUEST, false, "users[%zu] %s", i, why);
+            return;
+        }
+    }
+    switch (c->method) {
+    case M_GET: proto.kind = US_OP_GET; break;
+    case M_DELETE: proto.kind = US_OP_DELETE; break;
+    case M_UPDATE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ACTIVE; break;
+    case M_ONLINE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ONLINE; break;
+    case M_UNKNOWN: return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(users, i);
+        proto.user = json_object_get_string(u);
+        proto.user_len = (size_t)json_object_get_string_len(u);
+        ops_push(ops, &proto);
+    }
+    c->op_count = n;
+}
+
+/* ---- writing replies ---- */
+
+/* The result object of a command that succeeded, e.g. {"statuses":[...]} or {}. */
+static void put_result(us_buf *b, const command *c, const us_op *ops)
+{
+    if (c->method != M_GET) {
+        us_buf_puts(b, "{}");
+        return;
+    }
+    us_buf_puts(b, "{\"statuses\":[");
+    for (size_t i = 0; i < c->op_count; i++) {
+        const us_op *op = &ops[c->op_start + i];
+        if (i)
+            us_buf_putc(b, ',');
+        us_buf_puts(b, "{\"user\":");
+        us_buf_put_json_str(b, op->user, op->user_len);
+        if (op->status.active) {
+            us_buf_puts(b, ",\"active\":");
+            us_buf_put_i64(b, op->status.active);
+        }
+        if (op->status.online) {
+            us_buf_puts(b, ",\"online\":");
+            us_buf_put_i64(b, op->status.online);
+        }
+        if (op->status.state) {
+            us_buf_puts(b, ",\"state\":");
+            us_buf_put_json_str(b, op->status.state, op->status.state_len);
+        }
+        us_buf_putc(b, '}');
+    }
+    us_buf_puts(b, "]}");
+}
+
+/* A command whose Redis work failed fails whole: never a partial success. */
+static void settle(command *c, const us_op *ops)
+{
+    if (c->code)
+        return;
+    for (size_t i = 0; i < c->op_count; i++)
+        if (ops[c->op_start + i].failed) {
+            command_fail(c, E_INTERNAL, false, NULL);
+            return;
+        }
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void run_ops(us_api *api, op_list *ops)
+{
+    if (ops->n)
+        us_store_exec(api->store, ops->v, ops->n, now_s());
+}
+
+static void free_ops(op_list *ops)
+{
+    us_store_ops_clear(ops->v, ops->n);
+    free(ops->v);
+}
+
+/* Parses a whole buffer as one JSON value; NULL (with a reason) unless it is exactly
+ * one JSON value followed by nothing but whitespace. */
+static json_object *parse_json(const char *s, size_t len, char *why, size_t why_len)
+{
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        abort();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *obj = NULL;
+    if (len == 0) {
+        snprintf(why, why_len, "empty body");
+        goto done;
+    }
+    obj = json_tokener_parse_ex(tok, s, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (jerr == json_tokener_continue) {
+        snprintf(why, why_len, "truncated JSON");
+        json_object_put(obj);
+        obj = NULL;
+        goto done;
+    }
+    if (jerr != json_tokener_success) {
+        snprintf(why, why_len, "invalid JSON: %s", json_tokener_error_desc(jerr));
+        json_object_put(obj);
+        obj = NULL;
+        goto done;
+    }
+    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+        if (!isspace((unsigned char)s[i])) {
+            snprintf(why, why_len, "unexpected data after the JSON value");
+            json_object_put(obj);
+            obj = NULL;
+            goto done;
+        }
+done:
+    json_tokener_free(tok);
+    return obj;
+}
+
+/* POST <prefix>/<method> */
+static void handle_direct(us_api *api, const us_http_request *req, us_http_response *resp,
+                          method_id m)
+{
+    char why[128];
+    json_object *body = parse_json(req->body, req->body_len, why, sizeof why);
+    if (!body || !json_object_is_type(body, json_type_object)) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, body ? "body must be a JSON object" : why);
+        json_object_put(body);
+        return;
+    }
+    command c = {.method = m};
+    op_list ops = {0};
+    parse_params(api, &c, body, &ops);
+    run_ops(api, &ops);
+    settle(&c, ops.v);
+    if (c.code) {
+        respond_error(api, req, resp, c.code, c.type_error ? 400 : 200, c.details);
+    } else {
+        resp->status = 200;
+        resp->content_type = "application/json";
+        us_buf_puts(&resp->body, "{\"result\":");
+        put_result(&resp->body, &c, ops.v);
+        us_buf_putc(&resp->body, '}');
+    }
+    free_ops(&ops);
+    json_object_put(body);
+}
+
+/* One batch element: an object with exactly one method key. */
+static void parse_batch_command(us_api *api, command *c, json_object *elem, op_list *ops)
+{
+    if (!json_object_is_type(elem, json_type_object) || json_object_object_length(elem) != 1) {
+        command_fail(c, E_BAD_REQUEST, true, "a command must be an object with one method key");
+        return;
+    }
+    json_object_object_foreach(elem, name, params)
+    {
+        c->method = method_lookup(name, strlen(name), false);
+        if (c->method == M_UNKNOWN) {
+            command_fail(c, E_NOT_FOUND, false, "unknown method");
+            return;
+        }
+        parse_params(api, c, params, ops);
+    }
+}
+
+static void put_command_error(us_buf *b, const command *c)
+{
+    us_buf_puts(b, "\"error\":");
+    put_error_object(b, c->code, c->details);
+}
+
+/* POST <prefix>/batch */
+static void handle_batch(us_api *api, const us_http_request *req, us_http_response *resp)
+{
+    char why[128];
+    json_object *body = parse_json(req->body, req->body_len, why, sizeof why);
+    json_object *list = NULL;
+    if (!body || !json_object_is_type(body, json_type_object)) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, body ? "body must be a JSON object" : why);
+        json_object_put(body);
+        return;
+    }
+    if (!json_object_object_get_ex(body, "commands", &list) || list == NULL) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 200, "commands is required");
+        json_object_put(body);
+        return;
+    }
+    if (!json_object_is_type(list, json_type_array)) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, "commands must be an array");
+        json_object_put(body);
+        return;
+    }
+    size_t n = json_object_array_length(list);
+    command *cmds = us_xcalloc(n ? n : 1, sizeof *cmds);
+    op_list ops = {0};
+    for (size_t i = 0; i < n; i++)
+        parse_batch_command(api, &cmds[i], json_object_array_get_idx(list, i), &ops);
+    run_ops(api, &ops);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    us_buf_puts(&resp->body, "{\"replies\":[");
+    for (size_t i = 0; i < n; i++) {
+        settle(&cmds[i], ops.v);
+        if (i)
+            us_buf_putc(&resp->body, ',');
+        us_buf_putc(&resp->body, '{');
+        if (cmds[i].code) {
+            put_command_error(&resp->body, &cmds[i]);
+        } else {
+            const char *name = method_name(cmds[i].method);
+            us_buf_put_json_str(&resp->body, name, strlen(name));
+            us_buf_putc(&resp->body, ':');
+            put_result(&resp->body, &cmds[i], ops.v);
+        }
+        us_buf_putc(&resp->body, '}');
+    }
+    us_buf_puts(&resp->body, "]}");
+    free_ops(&ops);
+    free(cmds);
+    json_object_put(body);
+}
+
+/* POST <prefix> with {"id":1,"method":"...","params":{...}} lines. */
+static void handle_legacy(us_api *api, const us_http_request *req, us_http_response *resp)
+{
+    /* Count the non-blank lines first: every line is one command. */
+    size_t n = 0;
+    const char *end = req->body + req->body_len;
+    for (const char *p = req->body; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        for (const char *q = p; q < le; q++)
+            if (!isspace((unsigned char)*q)) {
+                n++;
+                break;
+            }
+        p = nl ? nl + 1 : end;
+    }
+    if (n == 0) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, "empty body");
+        return;
+    }
+    command *cmds = us_xcalloc(n, sizeof *cmds);
+    json_object **lines = us_xcalloc(n, sizeof *lines);
+    op_list ops = {0};
+    size_t k = 0;
+    for (const char *p = req->body; p < end && k < n;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *q = p;
+        while (q < le && isspace((unsigned char)*q))
+            q++;
+        p = nl ? nl + 1 : end;
+        if (q == le)
+            continue;
+        command *c = &cmds[k];
+        char why[128];
+        json_object *obj = parse_json(q, (size_t)(le - q), why, sizeof why);
+        lines[k++] = obj;
+        if (!obj || !json_object_is_type(obj, json_type_object)) {
+            command_fail(c, E_BAD_REQUEST, true, "%s", obj ? "a command must be a JSON object" : why);
+            continue;
+        }
+        json_object *id = NULL, *method = NULL, *params = NULL;
+        if (json_object_object_get_ex(obj, "id", &id) && id)
+            c->id = id;
+        if (!json_object_object_get_ex(obj, "method", &method) ||
+            !json_object_is_type(method, json_type_string)) {
+            command_fail(c, E_BAD_REQUEST, true, "method must be a string");
+            continue;
+        }
+        c->method = method_lookup(json_object_get_string(method),
+                                  (size_t)json_object_get_string_len(method), true);
+        if (c->method == M_UNKNOWN) {
+            command_fail(c, E_NOT_FOUND, false, "unknown method");
+            continue;
+        }
+        json_object_object_get_ex(obj, "params", &params);
+        parse_params(api, c, params, &ops);
+    }
+    run_ops(api, &ops);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    for (size_t i = 0; i < n; i++) {
+        command *c = &cmds[i];
+        settle(c, ops.v);
+        if (i)
+            us_buf_putc(&resp->body, '\n');
+        us_buf_putc(&resp->body, '{');
+        if (c->id) {
+            us_buf_puts(&resp->body, "\"id\":");
+            us_buf_puts(&resp->body, json_object_to_json_string_ext(c->id, JSON_C_TO_STRING_PLAIN));
+            us_buf_putc(&resp->body, ',');
+        }
+        if (c->code) {
+            put_command_error(&resp->body, c);
+        } else {
+            us_buf_puts(&resp->body, "\"result\":");
+            put_result(&resp->body, c, ops.v);
+        }
+        us_buf_putc(&resp->body, '}');
+    }
+    free_ops(&ops);
+    for (size_t i = 0; i < n; i++)
+        json_object_put(lines[i]);
+    free(lines);
+    free(cmds);
+}
+
+/* ---- entry points ---- */
+
+us_api *us_api_create(const us_config *cfg, us_store *store, char *err, size_t err_len)
+{
+    us_api *api = us_xcalloc(1, sizeof *api);
+    api->cfg = cfg;
+    api->store = store;
+    api->prefix_len = strlen(cfg->http_api.handler_prefix);
+    if (cfg->user_status.state_regex && cfg->user_status.state_regex[0]) {
+        int rc = regcomp(&api->state_re, cfg->user_status.state_regex, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char msg[128];
+            regerror(rc, &api->state_re, msg, sizeof msg);
+            snprintf(err, err_len, "user_status.state_regex: %s", msg);
+            free(api);
+            return NULL;
+        }
+        api->has_state_re = true;
+    }
+    return api;
+}
+
+void us_api_free(us_api *api)
+{
+    if (!api)
+        return;
+    if (api->has_state_re)
+        regfree(&api->state_re);
+    free(api);
+}
+
+size_t us_api_max_body_bytes(const us_api *api)
+{
+    return api->cfg->http_api.max_body_bytes;
+}
+
+void us_api_handle(us_api *api, const us_http_request *req, us_http_response *resp)
+{
+    us_http_response_reset(resp);
+    if (!req->method || strcmp(req->method, "POST") != 0) {
+        resp->status = 405;
+        us_buf_puts(&resp->headers, "Allow: POST\r\n");
+        return;
+    }
+    if (req->body_len > api->cfg->http_api.max_body_bytes) {
+        us_api_payload_too_large(resp);
+        return;
+    }
+    if (!authorized(api, req)) {
+        resp->status = 401;
+        return;
+    }
+    const char *path = req->path ? req->path : "";
+    const char *prefix = api->cfg->http_api.handler_prefix;
+    if (strncmp(path, prefix, api->prefix_len) != 0) {
+        respond_error(api, req, resp, E_NOT_FOUND, 404, NULL);
+        return;
+    }
+    const char *rest = path + api->prefix_len;
+    if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
+        handle_legacy(api, req, resp);
+        return;
+    }
+    if (rest[0] != '/') {
+        respond_error(api, req, resp, E_NOT_FOUND, 404, NULL);
+        return;
+    }
+    rest++;
+    if (strcmp(rest, "batch") == 0) {
+        handle_batch(api, req, resp);
+        return;
+    }
+    method_id m = method_lookup(rest, strlen(rest), false);
+    if (m == M_UNKNOWN) {
+        respond_error(api, req, resp, E_NOT_FOUND, 404, NULL);
+        return;
+    }
+    handle_direct(api, req, resp, m);
+}

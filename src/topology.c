@@ -1,0 +1,183 @@
+/* Topology dispatch, and the static-nodes topology: one address, or client-side shards
+ * over several (Jump Consistent Hash of FNV-1a 64 of the user ID, SPEC §3.2). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topology_private.h"
+#include "ustatus/buf.h"
+#include "ustatus/hash.h"
+#include "ustatus/log.h"
+
+us_topology *us_topology_create(const us_redis_config *rc, char *err, size_t err_len)
+{
+    /* Precedence (§3): cluster_address, then sentinel_address, then address. */
+    if (rc->cluster_address_count > 0) {
+        snprintf(err, err_len, "redis cluster_address: Redis Cluster is not supported yet");
+        return NULL;
+    }
+    if (rc->sentinel_address_count > 0) {
+        snprintf(err, err_len, "redis sentinel_address: Redis Sentinel is not supported yet");
+        return NULL;
+    }
+    return us_topology_static_create(rc, err, err_len);
+}
+
+int us_topology_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
+{
+    us_redis_cmds_clear(cmds, n);
+    if (n == 0)
+        return 0;
+    return t->vt->exec(t, cmds, n);
+}
+
+void us_redis_cmds_clear(us_redis_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cmds[i].reply) {
+            freeReplyObject(cmds[i].reply);
+            cmds[i].reply = NULL;
+        }
+}
+
+int us_topology_ping(us_topology *t, us_buf *report)
+{
+    return t->vt->ping(t, report);
+}
+
+size_t us_topology_node_count(const us_topology *t)
+{
+    return t->vt->node_count(t);
+}
+
+void us_topology_free(us_topology *t)
+{
+    if (t)
+        t->vt->free(t);
+}
+
+/* ---- static nodes ---- */
+
+typedef struct static_topology {
+    us_topology base;
+    us_redis_node *nodes;
+    size_t n_nodes;
+    us_pipeline_group *groups;  /* one per node, reused across requests */
+    size_t *idx;                /* scratch: command indices, grouped by node */
+    size_t idx_cap;
+} static_topology;
+
+static int static_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
+{
+    static_topology *st = (static_topology *)t;
+    if (n > st->idx_cap) {
+        free(st->idx);
+        st->idx_cap = n < 64 ? 64 : n;
+        st->idx = us_xmalloc(st->idx_cap * sizeof *st->idx);
+    }
+    if (st->n_nodes == 1) {
+        for (size_t i = 0; i < n; i++)
+            st->idx[i] = i;
+        st->groups[0].idx = st->idx;
+        st->groups[0].count = n;
+        return us_pipeline_run(st->groups, 1, cmds);
+    }
+    /* Counting sort of command indices by shard, keeping request order inside a shard. */
+    size_t *shard_of = us_xmalloc(n * sizeof *shard_of);
+    size_t *start = us_xcalloc(st->n_nodes + 1, sizeof *start);
+    for (size_t i = 0; i < n; i++) {
+        shard_of[i] = us_shard_index(cmds[i].shard_key, cmds[i].shard_key_len, st->n_nodes);
+        start[shard_of[i] + 1]++;
+    }
+    for (size_t s = 0; s < st->n_nodes; s++)
+        start[s + 1] += start[s];
+    for (size_t s = 0; s < st->n_nodes; s++) {
+        st->groups[s].idx = st->idx + start[s];
+        st->groups[s].count = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        us_pipeline_group *g = &st->groups[shard_of[i]];
+        g->idx[g->count++] = i;
+    }
+    free(start);
+    free(shard_of);
+    return us_pipeline_run(st->groups, st->n_nodes, cmds);
+}
+
+static int static_ping(us_topology *t, us_buf *report)
+{
+    static_topology *st = (static_topology *)t;
+    int rc = 0;
+    if (report)
+        us_buf_putc(report, '[');
+    for (size_t i = 0; i < st->n_nodes; i++) {
+        us_redis_node *node = &st->nodes[i];
+        /* A health check must tell the truth now, not wait out a back-off. */
+        node->retry_at_ms = 0;
+        redisReply *r = us_redis_node_command(node, "PING");
+        const char *error = NULL;
+        if (!r)
+            error = "unreachable";
+        else if (r->type == REDIS_REPLY_ERROR)
+            error = r->str;
+        if (error)
+            rc = -1;
+        if (report) {
+            if (i)
+                us_buf_putc(report, ',');
+            us_buf_puts(report, "{\"node\":");
+            us_buf_put_json_str(report, node->name, strlen(node->name));
+            us_buf_puts(report, error ? ",\"ok\":false,\"error\":" : ",\"ok\":true");
+            if (error)
+                us_buf_put_json_str(report, error, strlen(error));
+            us_buf_putc(report, '}');
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    if (report)
+        us_buf_putc(report, ']');
+    return rc;
+}
+
+static size_t static_node_count(const us_topology *t)
+{
+    return ((const static_topology *)t)->n_nodes;
+}
+
+static void static_free(us_topology *t)
+{
+    static_topology *st = (static_topology *)t;
+    for (size_t i = 0; i < st->n_nodes; i++)
+        us_redis_node_close(&st->nodes[i]);
+    free(st->nodes);
+    free(st->groups);
+    free(st->idx);
+    free(st);
+}
+
+static const us_topology_vt static_vt = {static_exec, static_ping, static_node_count, static_free};
+
+us_topology *us_topology_static_create(const us_redis_config *rc, char *err, size_t err_len)
+{
+    if (rc->address_count == 0) {
+        snprintf(err, err_len, "redis address: no address configured");
+        return NULL;
+    }
+    static_topology *st = us_xcalloc(1, sizeof *st);
+    st->base.vt = &static_vt;
+    st->nodes = us_xcalloc(rc->address_count, sizeof *st->nodes);
+    st->groups = us_xcalloc(rc->address_count, sizeof *st->groups);
+    for (size_t i = 0; i < rc->address_count; i++) {
+        char why[200];
+        if (us_redis_node_init(&st->nodes[i], rc->address[i], rc, why, sizeof why) < 0) {
+            snprintf(err, err_len, "redis address %zu: %s", i + 1, why);
+            st->n_nodes = i;
+            static_free(&st->base);
+            return NULL;
+        }
+        st->groups[i].node = &st->nodes[i];
+    }
+    st->n_nodes = rc->address_count;
+    return &st->base;
+}
