@@ -60,7 +60,10 @@ start() {
 
     cd "$TOP"
     [ -x configure ] || ./autogen.sh
-    [ -f Makefile ] || ./configure --prefix=/usr/local
+    # Out of the source tree, beside tests/run-all's _build/check.
+    mkdir -p "$TOP/_build/release"
+    cd "$TOP/_build/release"
+    [ -f Makefile ] || "$TOP/configure" --prefix=/usr/local
     make -j"$(nproc)"
     make install
 
