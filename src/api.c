@@ -453,42 +453,49 @@ static void free_ops(op_list *ops)
     free(ops->v);
 }
 
-/* Parses a whole buffer as one JSON value; NULL (with a reason) unless it is exactly
- * one JSON value followed by nothing but whitespace. */
-static json_object *parse_json(const char *s, size_t len, char *why, size_t why_len)
+/* JSON nesting accepted in a request; json-c's own limit is 32 as well. */
+#define JSON_MAX_DEPTH 32
+
+/* Parses a whole buffer as one strict JSON value into *out (NULL for a JSON null).
+ * Returns 0, or -1 with a reason in why. */
+static int parse_json(const char *s, size_t len, json_object **out, char *why, size_t why_len)
 {
-    json_tokener *tok = json_tokener_new();
+    *out = NULL;
+    if (us_json_check(s, len, JSON_MAX_DEPTH, why, why_len) < 0)
+        return -1;
+    json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
     if (!tok)
         abort();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *obj = NULL;
-    if (len == 0) {
-        snprintf(why, why_len, "empty body");
-        goto done;
-    }
-    obj = json_tokener_parse_ex(tok, s, (int)len);
+    json_object *obj = json_tokener_parse_ex(tok, s, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     if (jerr == json_tokener_continue) {
-        snprintf(why, why_len, "truncated JSON");
-        json_object_put(obj);
-        obj = NULL;
-        goto done;
+        /* A bare number at the very end may still continue: end the input. */
+        obj = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
     }
-    if (jerr != json_tokener_success) {
-        snprintf(why, why_len, "invalid JSON: %s", json_tokener_error_desc(jerr));
-        json_object_put(obj);
-        obj = NULL;
-        goto done;
-    }
-    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
-        if (!isspace((unsigned char)s[i])) {
-            snprintf(why, why_len, "unexpected data after the JSON value");
-            json_object_put(obj);
-            obj = NULL;
-            goto done;
-        }
-done:
     json_tokener_free(tok);
+    if (jerr != json_tokener_success) {
+        /* us_json_check accepted it: only an allocation failure gets here. */
+        json_object_put(obj);
+        snprintf(why, why_len, "invalid JSON: %s", json_tokener_error_desc(jerr));
+        return -1;
+    }
+    *out = obj;
+    return 0;
+}
+
+/* A request body that must be a JSON object: the object, or NULL with a reason. */
+static json_object *parse_json_object(const char *s, size_t len, const char *what, char *why,
+                                      size_t why_len)
+{
+    json_object *obj;
+    if (parse_json(s, len, &obj, why, why_len) < 0)
+        return NULL;
+    if (!obj || !json_object_is_type(obj, json_type_object)) {
+        snprintf(why, why_len, "%s must be a JSON object", what);
+        json_object_put(obj);
+        return NULL;
+    }
     return obj;
 }
 
@@ -497,10 +504,9 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
                           method_id m)
 {
     char why[128];
-    json_object *body = parse_json(req->body, req->body_len, why, sizeof why);
-    if (!body || !json_object_is_type(body, json_type_object)) {
-        respond_error(api, req, resp, E_BAD_REQUEST, 400, body ? "body must be a JSON object" : why);
-        json_object_put(body);
+    json_object *body = parse_json_object(req->body, req->body_len, "body", why, sizeof why);
+    if (!body) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
         return;
     }
     command c = {.method = m};
@@ -549,11 +555,10 @@ static void put_command_error(us_buf *b, const command *c)
 static void handle_batch(us_api *api, const us_http_request *req, us_http_response *resp)
 {
     char why[128];
-    json_object *body = parse_json(req->body, req->body_len, why, sizeof why);
+    json_object *body = parse_json_object(req->body, req->body_len, "body", why, sizeof why);
     json_object *list = NULL;
-    if (!body || !json_object_is_type(body, json_type_object)) {
-        respond_error(api, req, resp, E_BAD_REQUEST, 400, body ? "body must be a JSON object" : why);
-        json_object_put(body);
+    if (!body) {
+        respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
         return;
     }
     if (!json_object_object_get_ex(body, "commands", &list) || list == NULL) {
@@ -631,10 +636,10 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
             continue;
         command *c = &cmds[k];
         char why[128];
-        json_object *obj = parse_json(q, (size_t)(le - q), why, sizeof why);
+        json_object *obj = parse_json_object(q, (size_t)(le - q), "a command", why, sizeof why);
         lines[k++] = obj;
-        if (!obj || !json_object_is_type(obj, json_type_object)) {
-            command_fail(c, E_BAD_REQUEST, true, "%s", obj ? "a command must be a JSON object" : why);
+        if (!obj) {
+            command_fail(c, E_BAD_REQUEST, true, "%s", why);
             continue;
         }
         json_object *id = NULL, *method = NULL, *params = NULL;

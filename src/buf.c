@@ -171,8 +171,10 @@ void us_buf_free(us_buf *b)
 
 char *us_buf_steal(us_buf *b, size_t *len)
 {
-    if (!b->data)
+    if (!b->data) {
         us_buf_reserve(b, 0);
+        b->data[0] = '\0';
+    }
     char *p = b->data;
     if (len)
         *len = b->len;
@@ -218,4 +220,195 @@ int us_utf8_valid(const char *str, size_t n)
         i += len;
     }
     return 1;
+}
+
+/* ---- strict JSON syntax check ---- */
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A string starting at s[*i] == '"'; leaves *i after the closing quote. */
+static const char *check_string(const char *s, size_t n, size_t *i)
+{
+    size_t k = *i + 1;
+    while (k < n) {
+        unsigned char c = (unsigned char)s[k];
+        if (c == '"') {
+            *i = k + 1;
+            return NULL;
+        }
+        if (c < 0x20)
+            return "control character in a string";
+        if (c == '\\') {
+            if (k + 1 >= n)
+                break;
+            char e = s[k + 1];
+            if (e == 'u') {
+                if (k + 5 >= n)
+                    break;
+                for (int h = 2; h < 6; h++)
+                    if (!is_hex(s[k + h]))
+                        return "bad \\u escape";
+                k += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == '\0')
+                return "bad escape in a string";
+            k += 2;
+            continue;
+        }
+        k++;
+    }
+    return "truncated JSON";
+}
+
+static const char *check_number(const char *s, size_t n, size_t *i)
+{
+    size_t k = *i;
+    if (k < n && s[k] == '-')
+        k++;
+    if (k >= n || s[k] < '0' || s[k] > '9')
+        return "bad number";
+    if (s[k] == '0')
+        k++;
+    else
+        while (k < n && s[k] >= '0' && s[k] <= '9')
+            k++;
+    if (k < n && s[k] == '.') {
+        k++;
+        if (k >= n || s[k] < '0' || s[k] > '9')
+            return "bad number";
+        while (k < n && s[k] >= '0' && s[k] <= '9')
+            k++;
+    }
+    if (k < n && (s[k] == 'e' || s[k] == 'E')) {
+        k++;
+        if (k < n && (s[k] == '+' || s[k] == '-'))
+            k++;
+        if (k >= n || s[k] < '0' || s[k] > '9')
+            return "bad number";
+        while (k < n && s[k] >= '0' && s[k] <= '9')
+            k++;
+    }
+    *i = k;
+    return NULL;
+}
+
+int us_json_check(const char *s, size_t n, unsigned max_depth, char *why, size_t why_len)
+{
+    char stack[256];          /* '{' or '[' per open container */
+    unsigned depth = 0;
+    const char *err = NULL;
+    size_t i = skip_ws(s, n, 0);
+    if (max_depth > sizeof stack)
+        max_depth = sizeof stack;
+    if (i >= n) {
+        if (why && why_len)
+            snprintf(why, why_len, "empty body");
+        return -1;
+    }
+
+value:
+    i = skip_ws(s, n, i);
+    if (i >= n) {
+        err = "truncated JSON";
+        goto fail;
+    }
+    switch (s[i]) {
+    case '{':
+    case '[':
+        if (depth >= max_depth) {
+            err = "JSON nested too deeply";
+            goto fail;
+        }
+        stack[depth++] = s[i++];
+        i = skip_ws(s, n, i);
+        if (i < n && s[i] == (stack[depth - 1] == '{' ? '}' : ']')) {
+            depth--;
+            i++;
+            goto after_value;
+        }
+        if (stack[depth - 1] == '{')
+            goto key;
+        goto value;
+    case '"':
+        if ((err = check_string(s, n, &i)))
+            goto fail;
+        goto after_value;
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *lit = s[i] == 't' ? "true" : s[i] == 'f' ? "false" : "null";
+        size_t l = strlen(lit);
+        if (n - i < l || memcmp(s + i, lit, l) != 0) {
+            err = "invalid literal";
+            goto fail;
+        }
+        i += l;
+        goto after_value;
+    }
+    default:
+        if ((err = check_number(s, n, &i)))
+            goto fail;
+        goto after_value;
+    }
+
+key:
+    i = skip_ws(s, n, i);
+    if (i >= n || s[i] != '"') {
+        err = i >= n ? "truncated JSON" : "object key is not a string";
+        goto fail;
+    }
+    if ((err = check_string(s, n, &i)))
+        goto fail;
+    i = skip_ws(s, n, i);
+    if (i >= n || s[i] != ':') {
+        err = i >= n ? "truncated JSON" : "missing ':' after an object key";
+        goto fail;
+    }
+    i++;
+    goto value;
+
+after_value:
+    i = skip_ws(s, n, i);
+    if (depth == 0) {
+        if (i < n) {
+            err = "unexpected data after the JSON value";
+            goto fail;
+        }
+        return 0;
+    }
+    if (i >= n) {
+        err = "truncated JSON";
+        goto fail;
+    }
+    if (s[i] == ',') {
+        i++;
+        if (stack[depth - 1] == '{')
+            goto key;
+        goto value;
+    }
+    if (s[i] == (stack[depth - 1] == '{' ? '}' : ']')) {
+        depth--;
+        i++;
+        goto after_value;
+    }
+    err = stack[depth - 1] == '{' ? "expected ',' or '}'" : "expected ',' or ']'";
+
+fail:
+    /* Running out of input says everything; elsewhere the position helps. */
+    if (why && why_len && strcmp(err, "truncated JSON") == 0)
+        snprintf(why, why_len, "%s", err);
+    else if (why && why_len)
+        snprintf(why, why_len, "invalid JSON at byte %zu: %s", i, err);
+    return -1;
 }

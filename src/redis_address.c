@@ -90,7 +90,7 @@ static int parse_hostport(const char *s, size_t n, us_redis_address *out, char *
     if (s[0] == '[') {
         const char *close = memchr(s, ']', n);
         if (!close)
-            return fail(err, err_len, "unterminated IPv6 literal in \"%s\"", "");
+            return fail(err, err_len, "unterminated IPv6 literal");
         host = s + 1;
         host_len = (size_t)(close - host);
         size_t rest = n - (size_t)(close + 1 - s);
@@ -229,8 +229,9 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
                 memcpy(db, p, l);
                 db[l] = '\0';
                 char *e;
+                errno = 0;
                 long v = strtol(db, &e, 10);
-                if (*e || v < 0 || !isdigit((unsigned char)db[0]))
+                if (errno || *e || v < 0 || v > 1000000 || !isdigit((unsigned char)db[0]))
                     return fail(err, err_len, "invalid db \"%s\"", db);
                 out->db = (int)v;
             }

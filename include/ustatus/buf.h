@@ -39,6 +39,12 @@ void us_buf_free(us_buf *b);   /* frees and re-initialises */
 /* Hands the data over to the caller (who frees it); the buffer is re-initialised. */
 char *us_buf_steal(us_buf *b, size_t *len);
 
+/* 0 when [s, s+n) is exactly one JSON value as RFC 8259 (and Go's encoding/json) define
+ * it, with optional surrounding whitespace and at most max_depth nested arrays/objects;
+ * -1 with a reason in why otherwise. json-c alone is laxer (single quotes, NaN, raw
+ * control characters in strings), so requests are checked with this first. */
+int us_json_check(const char *s, size_t n, unsigned max_depth, char *why, size_t why_len);
+
 /* 1 when [s, s+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
 int us_utf8_valid(const char *s, size_t n);
 
