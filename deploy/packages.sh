@@ -4,7 +4,8 @@
 set -e
 build="build-essential autoconf automake pkg-config libhiredis-dev libfcgi-dev libjson-c-dev libconfuse-dev libssl-dev check"
 run="redis-server lighttpd curl"
-test="$build $run python3 libfcgi-bin spawn-fcgi"
+# The tests start real servers of every kind ustatus runs with.
+test="$build $run python3 libfcgi-bin spawn-fcgi redis-sentinel redis-tools apache2 libapache2-mod-fcgid nginx openssl chromium"
 
 list=""
 install=0
@@ -12,7 +13,12 @@ for arg in "$@"; do
     case "$arg" in
     build) list="$list $build" ;;
     run) list="$list $run" ;;
-    test) list="$list $test" ;;
+    test)
+        list="$list $test"
+        # The browser test drives chromium with playwright-core from npm. Debian's npm
+        # conflicts with a nodejs from elsewhere (the machine image's): only when missing.
+        command -v npm >/dev/null 2>&1 || list="$list nodejs npm"
+        ;;
     --install) install=1 ;;
     *) echo "usage: $0 build|run|test [--install]" >&2; exit 64 ;;
     esac

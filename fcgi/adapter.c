@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ustatus/log.h"
+#include "ustatus/metrics.h"
 
 void us_adapter_init(us_adapter *a)
 {
@@ -143,6 +144,7 @@ int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
         }
     }
 
+    us_metrics_http_response(resp->status);
     us_buf *h = &a->head;
     us_buf_reset(h);
     us_buf_printf(h, "Status: %d %s\r\n", resp->status, reason_phrase(resp->status));

@@ -1,6 +1,8 @@
-/* ustatus-fcgi: the FastCGI responder. Started by a web server (the FastCGI socket is
- * fd 0) it serves requests one at a time; started without a FastCGI socket it serves the
- * one CGI request in its environment (SPEC §5). */
+/* ustatus-fcgi: the FastCGI responder (SPEC §5). Three ways to run:
+ *   - started by a web server (lighttpd bin-path, mod_fcgid, spawn-fcgi): the FastCGI
+ *     listening socket is fd 0 and this process serves requests one at a time;
+ *   - with --listen (or fcgi.listen): its own prefork pool (fcgi/pool.c);
+ *   - without a FastCGI socket: the one CGI request in its environment. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -13,69 +15,54 @@
 
 #include "adapter.h"
 #include "config.h"
+#include "pool.h"
+#include "worker.h"
 #include "ustatus/api.h"
 #include "ustatus/config.h"
 #include "ustatus/log.h"
+#include "ustatus/metrics.h"
 #include "ustatus/store.h"
 
-#define DEFAULT_CONFIG "/etc/ustatus/ustatus.conf"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-    FCGX_ShutdownPending();
-}
+#define DEFAULT_CONFIG              "/etc/ustatus/ustatus.conf"
+#define DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: ustatus-fcgi [-c FILE] [--check-config]\n"
+            "       ustatus-fcgi [-c FILE] --listen HOST:PORT|unix:/path [--workers N] [options]\n"
             "\n"
             "A FastCGI responder for the user status API. Run it from a web server\n"
             "(lighttpd bin-path, Apache mod_fcgid, spawn-fcgi): the FastCGI socket is fd 0.\n"
-            "Without a FastCGI socket it answers the one CGI request in its environment.\n"
+            "With --listen (or fcgi.listen in the configuration) it runs its own prefork\n"
+            "pool on that socket. Without a FastCGI socket it answers the one CGI request\n"
+            "in its environment.\n"
             "\n"
-            "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ");\n"
-            "                      a name ending in .json is read as JSON\n"
-            "      --check-config  validate the configuration and exit (0 valid, 78 not)\n"
-            "  -V, --version       print the version and exit\n"
-            "  -h, --help          print this help and exit\n"
+            "  -c, --config FILE          configuration file (default " DEFAULT_CONFIG ");\n"
+            "                             a name ending in .json is read as JSON\n"
+            "      --check-config         validate the configuration and exit (0 valid, 78 not)\n"
+            "  -V, --version              print the version and exit\n"
+            "  -h, --help                 print this help and exit\n"
+            "\n"
+            "Prefork pool (these win over the fcgi section of the configuration):\n"
+            "  -l, --listen ADDR          HOST:PORT, [IPv6]:PORT or unix:/path to listen on\n"
+            "  -w, --workers N            worker processes (default: the CPU count)\n"
+            "      --max-requests N       replace a worker after N requests (0: never)\n"
+            "      --backlog N            listen(2) backlog (default 1024)\n"
+            "      --socket-owner U[:G]   chown the unix socket (so the web server can connect)\n"
+            "      --socket-mode MODE     chmod the unix socket, octal (default 0660)\n"
+            "  -u, --user USER            when started as root, run as USER after binding\n"
+            "  -g, --group GROUP          ... and as GROUP (default: USER's primary group)\n"
+            "  -p, --pid-file FILE        write the supervisor's pid to FILE\n"
+            "      --shutdown-timeout T   on SIGTERM, wait T (\"10s\", \"500ms\", or seconds)\n"
+            "                             for requests in hand, then SIGKILL (default 10s)\n"
+            "Signals: TERM/INT stop gracefully, HUP reloads the configuration.\n"
             "\n"
             "Environment variables USTATUS_<OPTION_PATH> override the file, e.g.\n"
             "USTATUS_HTTP_API_KEY, USTATUS_USER_STATUS_EXPIRE_INTERVAL.\n");
 }
 
-/* ---- FastCGI and CGI I/O for the adapter ---- */
-
-static const char *fcgx_getparam(void *ctx, const char *name)
-{
-    return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
-}
-
-static long fcgx_read(void *ctx, char *buf, size_t n)
-{
-    int want = n > 1 << 30 ? 1 << 30 : (int)n;
-    int got = FCGX_GetStr(buf, want, ((FCGX_Request *)ctx)->in);
-    if (got < 0)
-        return -1;
-    return got;
-}
-
-static int fcgx_write(void *ctx, const char *buf, size_t n)
-{
-    FCGX_Stream *out = ((FCGX_Request *)ctx)->out;
-    while (n > 0) {
-        int chunk = n > 1 << 30 ? 1 << 30 : (int)n;
-        if (FCGX_PutStr(buf, chunk, out) != chunk)
-            return -1;
-        buf += chunk;
-        n -= (size_t)chunk;
-    }
-    return 0;
-}
+/* ---- CGI ---- */
 
 static const char *cgi_getparam(void *ctx, const char *name)
 {
@@ -98,64 +85,150 @@ static int cgi_write(void *ctx, const char *buf, size_t n)
     return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
 }
 
-static int serve_fastcgi(us_api *api)
+static int serve_cgi(const us_config *cfg)
 {
-    FCGX_Request request;
+    char err[512];
+    int rc = US_EXIT_CONFIG;
+    us_api *api = NULL;
     us_adapter adapter;
-    if (FCGX_Init() != 0) {
-        us_error("FCGX_Init failed");
-        return 1;
-    }
-    if (FCGX_InitRequest(&request, 0, 0) != 0) {
-        us_error("FCGX_InitRequest failed");
-        return 1;
-    }
     us_adapter_init(&adapter);
-    us_cgi_io io = {fcgx_getparam, fcgx_read, fcgx_write, &request};
-    us_info("serving FastCGI requests on fd 0");
-    while (!stop_requested) {
-        int rc = FCGX_Accept_r(&request);
-        if (rc < 0) {
-            if (!stop_requested)
-                us_info("FastCGI accept ended (%d), exiting", rc);
-            break;
-        }
-        if (us_adapter_serve(&adapter, api, &io) < 0)
-            us_debug("the client went away before the response was written");
-        FCGX_Finish_r(&request);
+    us_store *store = us_store_create(cfg, err, sizeof err);
+    if (!store) {
+        us_error("configuration: %s", err);
+        goto done;
     }
+    api = us_api_create(cfg, store, err, sizeof err);
+    if (!api) {
+        us_error("configuration: %s", err);
+        goto done;
+    }
+    us_cgi_io io = {cgi_getparam, cgi_read, cgi_write, NULL};
+    rc = us_adapter_serve(&adapter, api, &io) < 0 ? 1 : 0;
+    fflush(stdout);
+done:
     us_adapter_free(&adapter);
-    FCGX_Free(&request, 1);
+    us_api_free(api);
+    us_store_free(store);
+    return rc;
+}
+
+/* ---- command line ---- */
+
+static int parse_long(const char *opt, const char *s, long min, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < min) {
+        fprintf(stderr, "ustatus-fcgi: %s: \"%s\" is not a number >= %ld\n", opt, s, min);
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
-static int serve_cgi(us_api *api)
-{
-    us_adapter adapter;
-    us_adapter_init(&adapter);
-    us_cgi_io io = {cgi_getparam, cgi_read, cgi_write, NULL};
-    int rc = us_adapter_serve(&adapter, api, &io) < 0 ? 1 : 0;
-    fflush(stdout);
-    us_adapter_free(&adapter);
-    return rc;
-}
+enum {
+    OPT_CHECK = 256,
+    OPT_MAX_REQUESTS,
+    OPT_BACKLOG,
+    OPT_SOCKET_OWNER,
+    OPT_SOCKET_MODE,
+    OPT_SHUTDOWN_TIMEOUT,
+};
 
 int main(int argc, char **argv)
 {
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'C'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"listen", required_argument, NULL, 'l'},
+        {"workers", required_argument, NULL, 'w'},
+        {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"socket-owner", required_argument, NULL, OPT_SOCKET_OWNER},
+        {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+        {"user", required_argument, NULL, 'u'},
+        {"group", required_argument, NULL, 'g'},
+        {"pid-file", required_argument, NULL, 'p'},
+        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = DEFAULT_CONFIG;
+    us_pool_options po = {
+        .config_path = DEFAULT_CONFIG,
+        .max_requests = -1,
+        .socket_mode = -1,
+        .shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    };
     int check_only = 0;
+    int pool_flags = 0; /* options that only make sense with a pool */
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:Vh", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:l:w:u:g:p:Vh", long_opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'C': check_only = 1; break;
+        case 'c': po.config_path = optarg; break;
+        case OPT_CHECK: check_only = 1; break;
+        case 'l': po.listen = optarg; break;
+        case 'w':
+            if (parse_long("--workers", optarg, 1, &po.workers) < 0)
+                return 64;
+            pool_flags++;
+            break;
+        case OPT_MAX_REQUESTS:
+            if (parse_long("--max-requests", optarg, 0, &po.max_requests) < 0)
+                return 64;
+            pool_flags++;
+            break;
+        case OPT_BACKLOG:
+            if (parse_long("--backlog", optarg, 1, &po.backlog) < 0)
+                return 64;
+            pool_flags++;
+            break;
+        case OPT_SOCKET_OWNER:
+            po.socket_owner = optarg;
+            pool_flags++;
+            break;
+        case OPT_SOCKET_MODE: {
+            char *end;
+            errno = 0;
+            long mode = strtol(optarg, &end, 8);
+            if (!*optarg || *end || errno || mode < 0 || mode > 07777) {
+                fprintf(stderr, "ustatus-fcgi: --socket-mode: \"%s\" is not an octal mode\n",
+                        optarg);
+                return 64;
+            }
+            po.socket_mode = mode;
+            pool_flags++;
+            break;
+        }
+        case 'u':
+            po.user = optarg;
+            pool_flags++;
+            break;
+        case 'g':
+            po.group = optarg;
+            pool_flags++;
+            break;
+        case 'p':
+            po.pid_file = optarg;
+            pool_flags++;
+            break;
+        case OPT_SHUTDOWN_TIMEOUT: {
+            long secs;
+            int64_t ms;
+            if (strspn(optarg, "0123456789") == strlen(optarg) && *optarg) {
+                if (parse_long("--shutdown-timeout", optarg, 0, &secs) < 0)
+                    return 64;
+                ms = (int64_t)secs * 1000;
+            } else if (us_duration_parse_ms(optarg, &ms) < 0) {
+                fprintf(stderr, "ustatus-fcgi: --shutdown-timeout: \"%s\" is not a duration\n",
+                        optarg);
+                return 64;
+            }
+            po.shutdown_timeout_ms = ms;
+            pool_flags++;
+            break;
+        }
         case 'V': printf("ustatus-fcgi %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 64;
@@ -168,45 +241,45 @@ int main(int argc, char **argv)
     }
 
     char err[512];
-    us_config *cfg = us_config_load(config_path, err, sizeof err);
+    us_config *cfg = us_config_load(po.config_path, err, sizeof err);
     if (!cfg) {
         us_error("configuration: %s", err);
         return US_EXIT_CONFIG;
     }
     us_log_set_level_name(cfg->log.level);
     if (check_only) {
-        printf("%s: configuration OK\n", config_path);
+        /* Build what a worker builds (no connection is opened) so everything a worker
+         * would refuse at start-up — a bad PEM key, overlapping prefixes — is refused
+         * here too. */
+        int rc = us_worker_check_config(cfg, err, sizeof err);
         us_config_free(cfg);
+        if (rc < 0) {
+            us_error("configuration: %s", err);
+            return US_EXIT_CONFIG;
+        }
+        printf("%s: configuration OK\n", po.config_path);
         return 0;
     }
 
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    /* No SA_RESTART: a blocked accept() must return so the worker can exit. */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    if ((po.listen && *po.listen) || (cfg->fcgi.listen && *cfg->fcgi.listen))
+        return us_pool_run(&po, cfg); /* takes cfg */
+    if (pool_flags) {
+        fprintf(stderr, "ustatus-fcgi: --workers, --user, --pid-file and the other pool "
+                        "options need --listen (or fcgi.listen)\n");
+        us_config_free(cfg);
+        return 64;
+    }
 
-    int rc = 1;
-    us_api *api = NULL;
-    us_store *store = us_store_create(cfg, err, sizeof err);
-    if (!store) {
-        us_error("configuration: %s", err);
-        rc = US_EXIT_CONFIG;
-        goto done;
+    signal(SIGPIPE, SIG_IGN);
+    if (us_metrics_attach(po.config_path, err, sizeof err) < 0)
+        us_warn("metrics: %s; this process counts for itself only", err);
+    int rc;
+    if (FCGX_IsCGI()) {
+        rc = serve_cgi(cfg);
+    } else {
+        us_info("serving FastCGI requests on fd 0");
+        rc = us_worker_run(cfg, 0, 0);
     }
-    api = us_api_create(cfg, store, err, sizeof err);
-    if (!api) {
-        us_error("configuration: %s", err);
-        rc = US_EXIT_CONFIG;
-        goto done;
-    }
-    rc = FCGX_IsCGI() ? serve_cgi(api) : serve_fastcgi(api);
-done:
-    us_api_free(api);
-    us_store_free(store);
     us_config_free(cfg);
     return rc;
 }

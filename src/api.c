@@ -18,7 +18,9 @@
 
 #include <json-c/json.h>
 
+#include "ustatus/client.h"
 #include "ustatus/log.h"
+#include "ustatus/metrics.h"
 
 #define USER_ID_MAX_BYTES 1024
 #define STATE_MAX_BYTES 256
@@ -48,6 +50,8 @@ struct us_api {
     regex_t state_re;
     bool has_state_re;
     size_t prefix_len;
+    us_client *client;         /* client endpoints and RPC proxy (SPEC §6) */
+    int64_t request_start_ns;  /* for the latency histogram (SPEC §7) */
 };
 
 /* One command of a request (a direct call, a batch element or a legacy line). */
@@ -94,6 +98,14 @@ static const char *method_name(method_id m)
         if (methods[i].id == m)
             return methods[i].name;
     return "";
+}
+
+/* Counts one answered command for GET /metrics; `label` overrides the method's name. */
+static void count_command(const us_api *api, method_id m, const char *label, int code)
+{
+    if (!label)
+        label = m == M_UNKNOWN ? "unknown" : method_name(m);
+    us_metrics_command(label, code, us_metrics_now_ns() - api->request_start_ns);
 }
 
 static void command_fail(command *c, int code, bool type_error, const char *fmt, ...)
@@ -507,6 +519,7 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
     json_object *body = parse_json_object(req->body, req->body_len, "body", why, sizeof why);
     if (!body) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
+        count_command(api, m, NULL, E_BAD_REQUEST);
         return;
     }
     command c = {.method = m};
@@ -514,6 +527,7 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
     parse_params(api, &c, body, &ops);
     run_ops(api, &ops);
     settle(&c, ops.v);
+    count_command(api, m, NULL, c.code);
     if (c.code) {
         respond_error(api, req, resp, c.code, c.type_error ? 400 : 200, c.details);
     } else {
@@ -559,15 +573,18 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
     json_object *list = NULL;
     if (!body) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
+        count_command(api, M_UNKNOWN, "batch", E_BAD_REQUEST);
         return;
     }
     if (!json_object_object_get_ex(body, "commands", &list) || list == NULL) {
         respond_error(api, req, resp, E_BAD_REQUEST, 200, "commands is required");
+        count_command(api, M_UNKNOWN, "batch", E_BAD_REQUEST);
         json_object_put(body);
         return;
     }
     if (!json_object_is_type(list, json_type_array)) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, "commands must be an array");
+        count_command(api, M_UNKNOWN, "batch", E_BAD_REQUEST);
         json_object_put(body);
         return;
     }
@@ -582,6 +599,7 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
     us_buf_puts(&resp->body, "{\"replies\":[");
     for (size_t i = 0; i < n; i++) {
         settle(&cmds[i], ops.v);
+        count_command(api, cmds[i].method, NULL, cmds[i].code);
         if (i)
             us_buf_putc(&resp->body, ',');
         us_buf_putc(&resp->body, '{');
@@ -619,6 +637,7 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
     }
     if (n == 0) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, "empty body");
+        count_command(api, M_UNKNOWN, NULL, E_BAD_REQUEST);
         return;
     }
     command *cmds = us_xcalloc(n, sizeof *cmds);
@@ -665,6 +684,7 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
     for (size_t i = 0; i < n; i++) {
         command *c = &cmds[i];
         settle(c, ops.v);
+        count_command(api, c->method, NULL, c->code);
         if (i)
             us_buf_putc(&resp->body, '\n');
         us_buf_putc(&resp->body, '{');
@@ -707,6 +727,11 @@ us_api *us_api_create(const us_config *cfg, us_store *store, char *err, size_t e
         }
         api->has_state_re = true;
     }
+    api->client = us_client_create(cfg, store, err, err_len);
+    if (!api->client) {
+        us_api_free(api);
+        return NULL;
+    }
     return api;
 }
 
@@ -716,6 +741,7 @@ void us_api_free(us_api *api)
         return;
     if (api->has_state_re)
         regfree(&api->state_re);
+    us_client_free(api->client);
     free(api);
 }
 
@@ -724,9 +750,53 @@ size_t us_api_max_body_bytes(const us_api *api)
     return api->cfg->http_api.max_body_bytes;
 }
 
+/* ---- operations endpoints (SPEC §7) ---- */
+
+/* GET /health and GET /metrics: recognised by the exact path whatever the API prefix,
+ * without a key — the web server decides who reaches them (deploy/ shows how). Exact
+ * paths only, so a web server that maps just the API prefix never exposes them by
+ * accident. Returns false when the path is neither. */
+static bool handle_operations(us_api *api, const us_http_request *req, us_http_response *resp)
+{
+    const char *path = req->path ? req->path : "";
+    bool health = strcmp(path, "/health") == 0;
+    if (!health && strcmp(path, "/metrics") != 0)
+        return false;
+    if (!req->method || strcmp(req->method, "GET") != 0) {
+        resp->status = 405;
+        us_buf_puts(&resp->headers, "Allow: GET\r\n");
+        return true;
+    }
+    resp->status = 200;
+    if (!health) {
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        us_metrics_render(&resp->body);
+        return true;
+    }
+    us_buf report = US_BUF_INIT;
+    resp->content_type = "application/json";
+    if (us_store_ping(api->store, &report) == 0) {
+        us_buf_puts(&resp->body, "{\"status\":\"ok\"}");
+    } else {
+        resp->status = 503;
+        us_buf_puts(&resp->body, "{\"status\":\"unavailable\",\"nodes\":");
+        us_buf_append(&resp->body, report.data, report.len);
+        us_buf_putc(&resp->body, '}');
+    }
+    us_buf_free(&report);
+    return true;
+}
+
 void us_api_handle(us_api *api, const us_http_request *req, us_http_response *resp)
 {
     us_http_response_reset(resp);
+    api->request_start_ns = us_metrics_now_ns();
+    if (handle_operations(api, req, resp))
+        return;
+    /* Before the server API's method and key checks: these endpoints have their own
+     * (OPTIONS preflight, Bearer tokens, the proxy key). */
+    if (us_client_handle(api->client, req, resp))
+        return;
     if (!req->method || strcmp(req->method, "POST") != 0) {
         resp->status = 405;
         us_buf_puts(&resp->headers, "Allow: POST\r\n");
@@ -763,6 +833,7 @@ void us_api_handle(us_api *api, const us_http_request *req, us_http_response *re
     method_id m = method_lookup(rest, strlen(rest), false);
     if (m == M_UNKNOWN) {
         respond_error(api, req, resp, E_NOT_FOUND, 404, NULL);
+        count_command(api, M_UNKNOWN, NULL, E_NOT_FOUND);
         return;
     }
     handle_direct(api, req, resp, m);

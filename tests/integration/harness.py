@@ -310,3 +310,343 @@ def cgi(config_path, method="POST", path="/api/get_user_status", body=b"", heade
 
 def quote(s):
     return urllib.parse.quote(s, safe="")
+
+
+# ---- topologies (issue 3): a relay that counts round trips, Sentinel, Cluster ----
+
+class Proxy:
+    """A TCP relay 127.0.0.1:port -> 127.0.0.1:target_port that records, per client
+    connection, every exchange: a burst of client bytes up to the next bytes the server
+    sends back. A pipelined request is one exchange; a client that waits for each reply
+    makes one exchange per command. Optionally holds each reply until `delay_s` after its
+    exchange began, so that requests issued concurrently to several servers are told apart
+    from requests issued one after the other.
+
+    Runs as threads of the test process: nothing to stop but the listening socket."""
+
+    class Exchange:
+        def __init__(self, t):
+            self.t_request = t       # first client byte of the exchange
+            self.t_reply = None      # first reply byte forwarded to the client
+            self.request = b""       # the first 256 KiB the client sent
+
+    class Conn:
+        def __init__(self, cid):
+            self.id = cid
+            self.exchanges = []
+            self.awaiting_reply = False
+
+    def __init__(self, target_port, port=None):
+        import threading
+        self.target_port = target_port
+        self.port = port or free_port()
+        self.delay_s = 0.0
+        self.conns = []
+        self.lock = threading.Lock()
+        self._threading = threading
+        self.sock = None
+
+    def start(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(128)
+        self._threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+    def reset(self):
+        with self.lock:
+            for c in self.conns:
+                c.exchanges = []
+                c.awaiting_reply = False
+
+    def exchanges(self, containing=None):
+        """[(conn id, Exchange)] recorded since reset(), optionally only those whose
+        request bytes contain `containing`."""
+        with self.lock:
+            return [(c.id, e) for c in self.conns for e in c.exchanges
+                    if containing is None or containing in e.request]
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                conn = Proxy.Conn(len(self.conns))
+                self.conns.append(conn)
+            self._threading.Thread(target=self._pump, args=(conn, client, server, True),
+                                   daemon=True).start()
+            self._threading.Thread(target=self._pump, args=(conn, server, client, False),
+                                   daemon=True).start()
+
+    def _pump(self, conn, src, dst, from_client):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                now = time.monotonic()
+                if from_client:
+                    with self.lock:
+                        if not conn.exchanges or not conn.awaiting_reply:
+                            conn.exchanges.append(Proxy.Exchange(now))
+                            conn.awaiting_reply = True
+                        ex = conn.exchanges[-1]
+                        if len(ex.request) < 262144:
+                            ex.request += data[:262144 - len(ex.request)]
+                else:
+                    with self.lock:
+                        ex = conn.exchanges[-1] if conn.exchanges else None
+                    if ex is not None and self.delay_s > 0:
+                        wait = ex.t_request + self.delay_s - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    with self.lock:
+                        if ex is not None and ex.t_reply is None:
+                            ex.t_reply = time.monotonic()
+                        conn.awaiting_reply = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+class Sentinel:
+    """redis-sentinel on 127.0.0.1:port monitoring one master, with short timeouts so a
+    failover takes a second or two rather than half a minute."""
+
+    def __init__(self, master_port, master_name="mymaster", quorum=2, port=None,
+                 down_after_ms=1000, failover_timeout_ms=4000, extra=""):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="ustatus-sentinel-")
+        self.master_port = master_port
+        self.master_name = master_name
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.extra = extra
+        self.proc = None
+
+    def start(self):
+        conf = write_config(self.dir, f"""
+port {self.port}
+bind 127.0.0.1
+dir {self.dir}
+logfile {self.dir}/sentinel.log
+sentinel monitor {self.master_name} 127.0.0.1 {self.master_port} {self.quorum}
+sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}
+sentinel failover-timeout {self.master_name} {self.failover_timeout_ms}
+sentinel parallel-syncs {self.master_name} 1
+{self.extra}
+""", "sentinel.conf")
+        self.proc = start_process([which("redis-sentinel"), conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.proc = None
+
+    def cli(self, *args):
+        r = subprocess.run([which("redis-cli"), "-h", "127.0.0.1", "-p", str(self.port), *args],
+                           capture_output=True, text=True, timeout=20)
+        return r.stdout.strip()
+
+    def master_addr(self):
+        out = self.cli("SENTINEL", "get-master-addr-by-name", self.master_name).split()
+        return (out[0], int(out[1])) if len(out) == 2 else None
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "sentinel.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cluster:
+    """A Redis Cluster of `masters` masters with `replicas` replicas each, created with
+    redis-cli --cluster create. With proxied=True every node announces the port of a
+    Proxy in front of it, so CLUSTER SLOTS, MOVED and ASK send clients through the
+    proxies and their round trips can be counted; the cluster bus stays direct."""
+
+    def __init__(self, masters=3, replicas=1, proxied=False, node_timeout_ms=2000, args=()):
+        self.args = list(args)
+        self.n = masters * (1 + replicas)
+        self.masters = masters
+        self.replicas = replicas
+        self.proxied = proxied
+        self.node_timeout_ms = node_timeout_ms
+        self.nodes = []      # Redis instances, in creation order
+        self.proxies = {}    # real port -> Proxy
+
+    def start(self):
+        ports = []
+        while len(ports) < self.n:
+            p = free_port(20000, 45000)
+            if p not in ports and all(abs(p - q) != 10000 for q in ports):
+                ports.append(p)
+        for port in ports:
+            args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(self.node_timeout_ms),
+                    "--cluster-require-full-coverage", "no",
+                    "--repl-diskless-sync-delay", "0"] + self.args
+            if self.proxied:
+                proxy = Proxy(port).start()
+                self.proxies[port] = proxy
+                args += ["--cluster-announce-port", str(proxy.port),
+                         "--cluster-announce-bus-port", str(port + 10000)]
+            self.nodes.append(Redis(port, args).start())
+        r = subprocess.run([which("redis-cli"), "--cluster", "create",
+                            *[f"127.0.0.1:{p}" for p in ports],
+                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError(f"redis-cli --cluster create failed: {r.stdout}{r.stderr}")
+        self.wait_ok()
+        return self
+
+    def announced(self, node):
+        """The port clients are sent to for this node."""
+        return self.proxies[node.port].port if self.proxied else node.port
+
+    def node_by_announced(self, port):
+        for n in self.nodes:
+            if self.announced(n) == port:
+                return n
+        raise KeyError(port)
+
+    def wait_ok(self, timeout=30):
+        """Until every node reports cluster_state:ok and agrees on the slot owners."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [n.cli("CLUSTER", "INFO") for n in self.nodes if n.proc]
+            views = {self._slots_view(n) for n in self.nodes if n.proc}
+            if all("cluster_state:ok" in s for s in states) and len(views) == 1:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cluster not ok after {timeout}s: {states}")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _slots_view(node):
+        out = []
+        for line in node.cli("CLUSTER", "NODES").splitlines():
+            f = line.split()
+            if len(f) >= 8 and "master" in f[2] and "fail" not in f[2]:
+                out.append((f[1].split("@")[0], tuple(sorted(f[8:]))))
+        return tuple(sorted(out))
+
+    def masters_now(self):
+        """The Redis instances that are masters now, per the first live node."""
+        node = next(n for n in self.nodes if n.proc)
+        res = []
+        for line in node.cli("CLUSTER", "NODES").splitlines():
+            f = line.split()
+            if len(f) >= 8 and "master" in f[2] and "fail" not in f[2] and len(f) > 8:
+                port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+                res.append(self.node_by_announced(port))
+        return res
+
+    def owner(self, slot):
+        """The Redis instance serving `slot` now."""
+        node = next(n for n in self.nodes if n.proc)
+        for r in node.command("CLUSTER", "SLOTS"):
+            if r[0] <= slot <= r[1]:
+                return self.node_by_announced(r[2][1])
+        raise KeyError(slot)
+
+    def node_id(self, node):
+        return node.cli("CLUSTER", "MYID")
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+        for p in self.proxies.values():
+            p.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        for n in self.nodes:
+            shutil.rmtree(n.dir, ignore_errors=True)
+
+
+def fnv1a64(data):
+    """64-bit FNV-1a, written from the FNV reference (offset basis and prime)."""
+    h = 0xcbf29ce484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def jump_hash(key, buckets):
+    """Jump Consistent Hash (Lamping & Veach 2014), in the paper's double arithmetic
+    (Python floats are IEEE doubles, like the C code's)."""
+    b, j = -1, 0
+    while j < buckets:
+        b = j
+        key = (key * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        j = int(float(b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
+    return b
+
+
+def shard_index(user, shards):
+    """The shard SPEC §3.2 assigns a user ID to."""
+    return 0 if shards <= 1 else jump_hash(fnv1a64(user.encode()), shards)
+
+
+def child_pids(pid):
+    """PIDs of the live children of `pid` (e.g. the ustatus workers of a lighttpd)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return sorted(out)
+
+
+def sanitizer_reports(text):
+    """The AddressSanitizer / UBSan / LeakSanitizer reports in a log, if any (ustatus built
+    with --enable-sanitizers writes them to stderr, i.e. the web server's error log)."""
+    marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+    return [line for line in text.splitlines() if any(m in line for m in marks)]
