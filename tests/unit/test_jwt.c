@@ -1,0 +1,821 @@
+/* Unit tests for the JWT verifier (src/jwt.c). Keys are generated when the program
+ * starts (RSA 2048, EC P-256/P-384/P-521, and secp256k1 as a curve JOSE does not allow)
+ * and every token is built and signed here with libcrypto's signing side, which the
+ * verifier never uses; the one fixed vector is RFC 7515 Appendix A.1 (HS256), so the
+ * verifier is also checked against bytes nobody here produced. The current time is a
+ * parameter of us_jwt_verify, so expiry is tested without sleeping. */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "ustatus/buf.h"
+#include "ustatus/jwt.h"
+
+#define NOW 1700000000LL
+
+static EVP_PKEY *rsa_key, *p256_key, *p384_key, *p521_key, *k256_key;
+static char *rsa_pem, *rsa_cert_pem, *p256_pem, *p384_pem, *p521_pem, *k256_pem;
+
+/* ---- fixtures: keys and tokens ---- */
+
+static EVP_PKEY *gen_key(int type, int param)
+{
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(type, NULL);
+    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1)
+        abort();
+    if (type == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, param) != 1)
+        abort();
+    if (type == EVP_PKEY_EC && EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, param) != 1)
+        abort();
+    if (EVP_PKEY_keygen(ctx, &k) != 1)
+        abort();
+    EVP_PKEY_CTX_free(ctx);
+    return k;
+}
+
+static char *bio_text(BIO *bio)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    char *s = us_xstrndup(data, (size_t)n);
+    BIO_free(bio);
+    return s;
+}
+
+static char *public_pem(EVP_PKEY *k)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (!bio || PEM_write_bio_PUBKEY(bio, k) != 1)
+        abort();
+    return bio_text(bio);
+}
+
+/* A self-signed certificate for k: Centrifugo accepts a certificate as the RSA key. */
+static char *cert_pem(EVP_PKEY *k)
+{
+    X509 *x = X509_new();
+    if (!x)
+        abort();
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"ustatus-test", -1,
+                               -1, 0);
+    X509_set_issuer_name(x, name);
+    if (!X509_sign(x, k, EVP_sha256()))
+        abort();
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (!bio || PEM_write_bio_X509(bio, x) != 1)
+        abort();
+    X509_free(x);
+    return bio_text(bio);
+}
+
+static const EVP_MD *md_for(const char *alg)
+{
+    if (strstr(alg, "256"))
+        return EVP_sha256();
+    if (strstr(alg, "384"))
+        return EVP_sha384();
+    return EVP_sha512();
+}
+
+typedef enum { SIG_JOSE, SIG_DER } sig_form;
+
+/* Signs input the way alg says: HMAC with secret, or key (ECDSA as raw r||s unless
+ * SIG_DER asks for OpenSSL's own DER form). The signature is appended base64url. */
+static void sign(const char *alg, const char *input, const void *secret, size_t secret_len,
+                 EVP_PKEY *key, sig_form form, us_buf *out)
+{
+    unsigned char sig[1024];
+    size_t sig_len = sizeof sig;
+    if (alg[0] == 'H') {
+        unsigned int n = 0;
+        if (!HMAC(md_for(alg), secret, (int)secret_len, (const unsigned char *)input, strlen(input),
+                  sig, &n))
+            abort();
+        sig_len = n;
+    } else {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx || EVP_DigestSignInit(ctx, NULL, md_for(alg), NULL, key) != 1 ||
+            EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)input, strlen(input)) != 1)
+            abort();
+        EVP_MD_CTX_free(ctx);
+        if (alg[0] == 'E' && form == SIG_JOSE) {
+            const unsigned char *p = sig;
+            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+            if (!es)
+                abort();
+            int half = (EVP_PKEY_bits(key) + 7) / 8;
+            unsigned char raw[264];
+            if (BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, half) != half ||
+                BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + half, half) != half)
+                abort();
+            ECDSA_SIG_free(es);
+            memcpy(sig, raw, (size_t)(2 * half));
+            sig_len = (size_t)(2 * half);
+        }
+    }
+    us_b64url_encode(sig, sig_len, out);
+}
+
+/* header.claims.signature with both JSON texts exactly as given. */
+static char *token_raw(const char *alg, const char *header, const char *claims, const void *secret,
+                       size_t secret_len, EVP_PKEY *key, sig_form form)
+{
+    us_buf t = US_BUF_INIT;
+    us_b64url_encode(header, strlen(header), &t);
+    us_buf_putc(&t, '.');
+    us_b64url_encode(claims, strlen(claims), &t);
+    char *input = us_xstrndup(t.data, t.len);
+    us_buf_putc(&t, '.');
+    sign(alg, input, secret, secret_len, key, form, &t);
+    free(input);
+    return us_buf_steal(&t, NULL);
+}
+
+static char *claims_fmt(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *buf = us_xmalloc((size_t)n + 1);
+    vsnprintf(buf, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return buf;
+}
+
+static char *hs_token(const char *alg, const char *secret, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *claims = claims_fmt(fmt, ap);
+    va_end(ap);
+    char header[64];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *t = token_raw(alg, header, claims, secret, strlen(secret), NULL, SIG_JOSE);
+    free(claims);
+    return t;
+}
+
+static char *pk_token(const char *alg, EVP_PKEY *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *claims = claims_fmt(fmt, ap);
+    va_end(ap);
+    char header[64];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    char *t = token_raw(alg, header, claims, NULL, 0, key, SIG_JOSE);
+    free(claims);
+    return t;
+}
+
+static us_jwt_verifier *verifier(const us_jwt_options *o)
+{
+    char err[256] = "";
+    us_jwt_verifier *v = us_jwt_verifier_create(o, err, sizeof err);
+    ck_assert_msg(v != NULL, "create failed: %s", err);
+    return v;
+}
+
+static us_jwt_verifier *hs_verifier(const char *secret)
+{
+    us_jwt_options o = {.hmac_secret = secret, .hmac_secret_len = strlen(secret)};
+    return verifier(&o);
+}
+
+/* Status of verifying token at t (and the user, when out_user is given). Frees token. */
+static us_jwt_status verify_at(const us_jwt_verifier *v, char *token, int64_t t, char **out_user)
+{
+    us_buf user = US_BUF_INIT;
+    us_jwt_status st = us_jwt_verify(v, token, strlen(token), t, &user);
+    if (st != US_JWT_OK)
+        ck_assert_uint_eq(user.len, 0);
+    if (out_user)
+        *out_user = us_xstrndup(user.data ? user.data : "", user.len);
+    us_buf_free(&user);
+    free(token);
+    return st;
+}
+
+static us_jwt_status verify(const us_jwt_verifier *v, char *token)
+{
+    return verify_at(v, token, NOW, NULL);
+}
+
+#define ck_assert_status(got, want)                                                                \
+    do {                                                                                           \
+        us_jwt_status g_ = (got), w_ = (want);                                                     \
+        ck_assert_msg(g_ == w_, "status %s, expected %s", us_jwt_status_text(g_),                  \
+                      us_jwt_status_text(w_));                                                     \
+    } while (0)
+
+/* ---- base64url ---- */
+
+START_TEST(test_b64url_round_trip)
+{
+    unsigned char data[64];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof data; n++) {
+        us_buf enc = US_BUF_INIT, dec = US_BUF_INIT;
+        us_b64url_encode(data, n, &enc);
+        ck_assert_uint_eq(enc.len, (n * 4 + 2) / 3);
+        ck_assert_ptr_null(memchr(enc.data, '=', enc.len));
+        ck_assert_int_eq(us_b64url_decode(enc.data, enc.len, &dec), 0);
+        ck_assert_uint_eq(dec.len, n);
+        ck_assert(n == 0 || memcmp(dec.data, data, n) == 0);
+        us_buf_free(&enc);
+        us_buf_free(&dec);
+    }
+}
+END_TEST
+
+START_TEST(test_b64url_alphabet)
+{
+    us_buf b = US_BUF_INIT;
+    const unsigned char bytes[] = {0xfb, 0xff, 0xbf};
+    us_b64url_encode(bytes, 3, &b);
+    ck_assert_str_eq(b.data, "-_-_");
+    us_buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_b64url_strict)
+{
+    static const char *bad[] = {
+        "QQ==",  "QQ=",   /* padding */
+        "+/8",   "ab/c",  /* the other alphabet */
+        "Q",     "QUJDR", /* 4k+1 characters */
+        "QR",    "QUJ",   /* non-zero unused bits ("QQ" and "QUI" are the spellings) */
+        "QU JD", "QUJD\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        us_buf b = US_BUF_INIT;
+        ck_assert_msg(us_b64url_decode(bad[i], strlen(bad[i]), &b) < 0, "accepted %s", bad[i]);
+        us_buf_free(&b);
+    }
+    us_buf b = US_BUF_INIT;
+    ck_assert_int_eq(us_b64url_decode("QQ", 2, &b), 0);
+    ck_assert_int_eq(us_b64url_decode("QUI", 3, &b), 0);
+    ck_assert_uint_eq(b.len, 3);
+    ck_assert_int_eq(memcmp(b.data, "AAB", 3), 0);
+    us_buf_free(&b);
+}
+END_TEST
+
+/* ---- valid tokens ---- */
+
+START_TEST(test_hs_valid)
+{
+    static const char *algs[] = {"HS256", "HS384", "HS512"};
+    us_jwt_verifier *v = hs_verifier("secret");
+    for (size_t i = 0; i < 3; i++) {
+        char *user = NULL;
+        ck_assert_status(
+            verify_at(v, hs_token(algs[i], "secret", "{\"sub\":\"42\",\"exp\":%lld}", NOW + 60),
+                      NOW, &user),
+            US_JWT_OK);
+        ck_assert_str_eq(user, "42");
+        free(user);
+    }
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_rs_valid)
+{
+    static const char *algs[] = {"RS256", "RS384", "RS512"};
+    us_jwt_options o = {.rsa_public_pem = rsa_pem};
+    us_jwt_verifier *v = verifier(&o);
+    for (size_t i = 0; i < 3; i++) {
+        char *user = NULL;
+        ck_assert_status(
+            verify_at(v, pk_token(algs[i], rsa_key, "{\"sub\":\"user-%zu\"}", i), NOW, &user),
+            US_JWT_OK);
+        ck_assert_str_eq(user, i == 0 ? "user-0" : i == 1 ? "user-1" : "user-2");
+        free(user);
+    }
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_rs_certificate)
+{
+    us_jwt_options o = {.rsa_public_pem = rsa_cert_pem};
+    us_jwt_verifier *v = verifier(&o);
+    ck_assert_status(verify(v, pk_token("RS256", rsa_key, "{\"sub\":\"1\"}")), US_JWT_OK);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_es_valid)
+{
+    struct {
+        const char *alg;
+        EVP_PKEY *key;
+        const char *pem;
+    } cases[] = {{"ES256", p256_key, p256_pem},
+                 {"ES384", p384_key, p384_pem},
+                 {"ES512", p521_key, p521_pem}};
+    for (size_t i = 0; i < 3; i++) {
+        us_jwt_options o = {.ecdsa_public_pem = cases[i].pem};
+        us_jwt_verifier *v = verifier(&o);
+        /* ECDSA signatures vary; several rounds catch r or s with a leading zero byte. */
+        for (int round = 0; round < 8; round++) {
+            char *user = NULL;
+            ck_assert_status(
+                verify_at(v, pk_token(cases[i].alg, cases[i].key, "{\"sub\":\"e\"}"), NOW, &user),
+                US_JWT_OK);
+            ck_assert_str_eq(user, "e");
+            free(user);
+        }
+        us_jwt_verifier_free(v);
+    }
+}
+END_TEST
+
+START_TEST(test_all_keys_together)
+{
+    us_jwt_options o = {.hmac_secret = "s",
+                        .hmac_secret_len = 1,
+                        .rsa_public_pem = rsa_pem,
+                        .ecdsa_public_pem = p256_pem};
+    us_jwt_verifier *v = verifier(&o);
+    ck_assert_status(verify(v, hs_token("HS256", "s", "{\"sub\":\"1\"}")), US_JWT_OK);
+    ck_assert_status(verify(v, pk_token("RS512", rsa_key, "{\"sub\":\"1\"}")), US_JWT_OK);
+    ck_assert_status(verify(v, pk_token("ES256", p256_key, "{\"sub\":\"1\"}")), US_JWT_OK);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+/* RFC 7515 Appendix A.1: an HS256 JWS with a binary key, CRLFs inside the JSON, no sub. */
+START_TEST(test_rfc7515_a1)
+{
+    static const char token[] = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+                                "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcG"
+                                "xlLmNvbS9pc19yb290Ijp0cnVlfQ."
+                                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    static const char k[] =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    us_buf key = US_BUF_INIT;
+    ck_assert_int_eq(us_b64url_decode(k, strlen(k), &key), 0);
+    ck_assert_uint_eq(key.len, 64);
+    us_jwt_options o = {.hmac_secret = key.data, .hmac_secret_len = key.len, .issuer = "joe"};
+    us_jwt_verifier *v = verifier(&o);
+    char *user = NULL;
+    ck_assert_status(verify_at(v, us_xstrdup(token), 1300819379, &user), US_JWT_OK);
+    ck_assert_str_eq(user, ""); /* no sub: anonymous */
+    free(user);
+    ck_assert_status(verify_at(v, us_xstrdup(token), 1300819380, NULL), US_JWT_EXPIRED);
+    /* One bit of the signature changed. */
+    char *bad = us_xstrdup(token);
+    bad[strlen(bad) - 1] = 'g'; /* same unused bits, other value */
+    ck_assert_status(verify_at(v, bad, 1300819379, NULL), US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+    us_buf_free(&key);
+}
+END_TEST
+
+/* ---- rejected tokens ---- */
+
+START_TEST(test_wrong_signature)
+{
+    us_jwt_options o = {.hmac_secret = "secret",
+                        .hmac_secret_len = 6,
+                        .rsa_public_pem = rsa_pem,
+                        .ecdsa_public_pem = p256_pem};
+    us_jwt_verifier *v = verifier(&o);
+    ck_assert_status(verify(v, hs_token("HS256", "secreT", "{\"sub\":\"1\"}")),
+                     US_JWT_BAD_SIGNATURE);
+    EVP_PKEY *other_rsa = gen_key(EVP_PKEY_RSA, 2048);
+    EVP_PKEY *other_ec = gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
+    ck_assert_status(verify(v, pk_token("RS256", other_rsa, "{\"sub\":\"1\"}")),
+                     US_JWT_BAD_SIGNATURE);
+    ck_assert_status(verify(v, pk_token("ES256", other_ec, "{\"sub\":\"1\"}")),
+                     US_JWT_BAD_SIGNATURE);
+    EVP_PKEY_free(other_rsa);
+    EVP_PKEY_free(other_ec);
+
+    /* A valid signature over other claims: swap the payload of two good tokens. */
+    char *a = hs_token("HS256", "secret", "{\"sub\":\"alice\"}");
+    char *b = hs_token("HS256", "secret", "{\"sub\":\"mallory\"}");
+    char *a1 = strchr(a, '.'), *a2 = strrchr(a, '.');
+    char *b1 = strchr(b, '.'), *b2 = strrchr(b, '.');
+    us_buf mix = US_BUF_INIT;
+    us_buf_append(&mix, a, (size_t)(a1 - a));
+    us_buf_append(&mix, b1, (size_t)(b2 - b1));
+    us_buf_puts(&mix, a2);
+    ck_assert_status(verify(v, us_buf_steal(&mix, NULL)), US_JWT_BAD_SIGNATURE);
+    free(a);
+    free(b);
+
+    /* Truncated and extended signatures. */
+    char *t = pk_token("ES256", p256_key, "{\"sub\":\"1\"}");
+    t[strlen(t) - 2] = '\0';
+    ck_assert_status(verify(v, t), US_JWT_BAD_SIGNATURE);
+    t = pk_token("RS256", rsa_key, "{\"sub\":\"1\"}");
+    char *longer = malloc(strlen(t) + 5);
+    sprintf(longer, "%sAAAA", t);
+    free(t);
+    ck_assert_status(verify(v, longer), US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_alg_none_and_unknown)
+{
+    us_jwt_options o = {.hmac_secret = "secret", .hmac_secret_len = 6, .rsa_public_pem = rsa_pem};
+    us_jwt_verifier *v = verifier(&o);
+    static const char *headers[] = {
+        "{\"alg\":\"none\"}",
+        "{\"alg\":\"None\"}",
+        "{\"alg\":\"NONE\"}",
+        "{\"alg\":\"\"}",
+        "{\"alg\":\"hs256\"}",
+        "{\"alg\":\"PS256\"}",
+        "{\"alg\":\"HS256 \"}",
+        "{\"typ\":\"JWT\"}",
+        "{\"alg\":null}",
+        "{\"alg\":[\"HS256\"]}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+    };
+    us_buf t = US_BUF_INIT;
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        us_buf_reset(&t);
+        us_b64url_encode(headers[i], strlen(headers[i]), &t);
+        us_buf_putc(&t, '.');
+        us_b64url_encode("{\"sub\":\"1\"}", 11, &t);
+        /* A genuine HMAC, so only the header can be the reason. */
+        char *input = us_xstrndup(t.data, t.len);
+        us_buf_putc(&t, '.');
+        sign("HS256", input, "secret", 6, NULL, SIG_JOSE, &t);
+        free(input);
+        ck_assert_status(verify(v, us_xstrndup(t.data, t.len)), US_JWT_UNSUPPORTED_ALG);
+    }
+    /* The classic unsigned form "header.payload." */
+    us_buf_reset(&t);
+    us_b64url_encode("{\"alg\":\"none\"}", 14, &t);
+    us_buf_putc(&t, '.');
+    us_b64url_encode("{\"sub\":\"1\"}", 11, &t);
+    us_buf_putc(&t, '.');
+    ck_assert_status(verify(v, us_xstrndup(t.data, t.len)), US_JWT_MALFORMED);
+    us_buf_free(&t);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+/* The attack: sign HS256 with the RSA public key's PEM as the HMAC secret, hoping the
+ * verifier feeds "the key" to whichever algorithm the header names. */
+START_TEST(test_algorithm_confusion)
+{
+    const char *claims = "{\"sub\":\"admin\"}";
+    char *hs_rsa =
+        token_raw("HS256", "{\"alg\":\"HS256\"}", claims, rsa_pem, strlen(rsa_pem), NULL, SIG_JOSE);
+    char *hs_ec = token_raw("HS256", "{\"alg\":\"HS256\"}", claims, p256_pem, strlen(p256_pem),
+                            NULL, SIG_JOSE);
+    /* Only public keys configured: no HMAC key exists to check against. */
+    us_jwt_options o = {.rsa_public_pem = rsa_pem, .ecdsa_public_pem = p256_pem};
+    us_jwt_verifier *v = verifier(&o);
+    ck_assert_status(verify(v, us_xstrdup(hs_rsa)), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, us_xstrdup(hs_ec)), US_JWT_UNSUPPORTED_ALG);
+    us_jwt_verifier_free(v);
+    /* With an HMAC secret too, the HMAC is checked with that secret only. */
+    us_jwt_options o2 = {.hmac_secret = "real-secret",
+                         .hmac_secret_len = 11,
+                         .rsa_public_pem = rsa_pem,
+                         .ecdsa_public_pem = p256_pem};
+    v = verifier(&o2);
+    ck_assert_status(verify(v, hs_rsa), US_JWT_BAD_SIGNATURE);
+    ck_assert_status(verify(v, hs_ec), US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+
+    /* The other direction and across curves: the key type follows alg strictly. */
+    v = hs_verifier("secret");
+    ck_assert_status(verify(v, pk_token("RS256", rsa_key, claims)), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, pk_token("ES256", p256_key, claims)), US_JWT_UNSUPPORTED_ALG);
+    us_jwt_verifier_free(v);
+    us_jwt_options o3 = {.ecdsa_public_pem = p256_pem};
+    v = verifier(&o3);
+    ck_assert_status(verify(v, pk_token("ES384", p384_key, claims)), US_JWT_UNSUPPORTED_ALG);
+    /* An ES256 signature over the right header but labelled ES384. */
+    ck_assert_status(
+        verify(v, token_raw("ES256", "{\"alg\":\"ES384\"}", claims, NULL, 0, p256_key, SIG_JOSE)),
+        US_JWT_UNSUPPORTED_ALG);
+    /* OpenSSL's DER signature is not the JWS form. */
+    ck_assert_status(
+        verify(v, token_raw("ES256", "{\"alg\":\"ES256\"}", claims, NULL, 0, p256_key, SIG_DER)),
+        US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+    us_jwt_options o4 = {.rsa_public_pem = rsa_pem};
+    v = verifier(&o4);
+    ck_assert_status(
+        verify(v, token_raw("RS256", "{\"alg\":\"RS384\"}", claims, NULL, 0, rsa_key, SIG_JOSE)),
+        US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_exp_nbf)
+{
+    us_jwt_verifier *v = hs_verifier("k");
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":%lld}", NOW)),
+                     US_JWT_EXPIRED);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":%lld}", NOW - 3600)),
+                     US_JWT_EXPIRED);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":%lld}", NOW + 1)),
+                     US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":%lld.5}", NOW)),
+                     US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":null}")), US_JWT_OK);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"exp\":\"%lld\"}", NOW + 60)),
+        US_JWT_BAD_CLAIMS);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"nbf\":%lld}", NOW + 1)),
+                     US_JWT_NOT_YET_VALID);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"nbf\":%lld}", NOW)),
+                     US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"nbf\":true}")),
+                     US_JWT_BAD_CLAIMS);
+    /* The signature is checked before the time: a forged expired token is a forgery. */
+    ck_assert_status(verify(v, hs_token("HS256", "x", "{\"sub\":\"1\",\"exp\":1}")),
+                     US_JWT_BAD_SIGNATURE);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_audience_issuer)
+{
+    us_jwt_options o = {.hmac_secret = "k",
+                        .hmac_secret_len = 1,
+                        .audience = "chat",
+                        .issuer = "https://auth.example"};
+    us_jwt_verifier *v = verifier(&o);
+    const char *iss = "\"iss\":\"https://auth.example\"";
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat\",%s}", iss)),
+                     US_JWT_OK);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":[\"x\",\"chat\"],%s}", iss)),
+        US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat2\",%s}", iss)),
+                     US_JWT_BAD_AUDIENCE);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":[\"CHAT\"],%s}", iss)),
+        US_JWT_BAD_AUDIENCE);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",%s}", iss)),
+                     US_JWT_BAD_AUDIENCE);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":[\"chat\",1],%s}", iss)),
+        US_JWT_BAD_CLAIMS);
+    ck_assert_status(
+        verify(v,
+               hs_token("HS256", "k",
+                        "{\"sub\":\"1\",\"aud\":\"chat\",\"iss\":\"https://auth.example.evil\"}")),
+        US_JWT_BAD_ISSUER);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat\"}")),
+                     US_JWT_BAD_ISSUER);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat\",\"iss\":7}")),
+        US_JWT_BAD_CLAIMS);
+    /* aud/iss come before the time: "expired" means "refresh it and it will work". */
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"x\",%s,\"exp\":1}", iss)),
+        US_JWT_BAD_AUDIENCE);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat\",%s,\"exp\":1}", iss)),
+        US_JWT_EXPIRED);
+    us_jwt_verifier_free(v);
+    /* Not configured: not checked. */
+    v = hs_verifier("k");
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"any\",\"iss\":\"any\"}")),
+        US_JWT_OK);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_user_claims)
+{
+    us_jwt_verifier *v = hs_verifier("k");
+    char *user = NULL;
+    ck_assert_status(verify_at(v, hs_token("HS256", "k", "{\"exp\":%lld}", NOW + 5), NOW, &user),
+                     US_JWT_OK);
+    ck_assert_str_eq(user, "");
+    free(user);
+    ck_assert_status(verify_at(v, hs_token("HS256", "k", "{\"sub\":\"\"}"), NOW, &user), US_JWT_OK);
+    ck_assert_str_eq(user, "");
+    free(user);
+    ck_assert_status(
+        verify_at(v, hs_token("HS256", "k", "{\"sub\":\"\\u00e9l\\u00e8ve\"}"), NOW, &user),
+        US_JWT_OK);
+    ck_assert_str_eq(user, "\xc3\xa9l\xc3\xa8ve");
+    free(user);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":42}")), US_JWT_BAD_CLAIMS);
+    us_jwt_verifier_free(v);
+
+    us_jwt_options o = {.hmac_secret = "k", .hmac_secret_len = 1, .user_id_claim = "uid"};
+    v = verifier(&o);
+    ck_assert_status(
+        verify_at(v, hs_token("HS256", "k", "{\"sub\":\"s\",\"uid\":\"u7\"}"), NOW, &user),
+        US_JWT_OK);
+    ck_assert_str_eq(user, "u7");
+    free(user);
+    ck_assert_status(
+        verify_at(v, hs_token("HS256", "k", "{\"sub\":\"s\",\"uid\":123456789012}"), NOW, &user),
+        US_JWT_OK);
+    ck_assert_str_eq(user, "123456789012");
+    free(user);
+    ck_assert_status(verify_at(v, hs_token("HS256", "k", "{\"sub\":\"s\"}"), NOW, &user),
+                     US_JWT_OK);
+    ck_assert_str_eq(user, ""); /* sub is not a fallback */
+    free(user);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"uid\":{\"a\":1}}")), US_JWT_BAD_CLAIMS);
+    us_jwt_verifier_free(v);
+
+    us_jwt_options o2 = {.hmac_secret = "k", .hmac_secret_len = 1, .user_id_claim = "data.user.id"};
+    v = verifier(&o2);
+    ck_assert_status(
+        verify_at(v, hs_token("HS256", "k", "{\"data\":{\"user\":{\"id\":\"n1\"}}}"), NOW, &user),
+        US_JWT_OK);
+    ck_assert_str_eq(user, "n1");
+    free(user);
+    ck_assert_status(
+        verify_at(v, hs_token("HS256", "k", "{\"data\":{\"user\":\"flat\"}}"), NOW, &user),
+        US_JWT_OK);
+    ck_assert_str_eq(user, "");
+    free(user);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(test_malformed)
+{
+    us_jwt_verifier *v = hs_verifier("k");
+    static const char *tokens[] = {"", ".", "..", "a.b", "a.b.c.d", "abc", "e30.e30.", "e30..c2ln"};
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
+        ck_assert_status(verify(v, us_xstrdup(tokens[i])), US_JWT_MALFORMED);
+
+    /* Signed correctly, but the JSON is not one strict object. */
+    static const char *claims[] = {
+        "[\"sub\"]",   "\"sub\"",        "{\"sub\":\"1\"} x",  "{\"sub\":\"1\",}",
+        "{'sub':'1'}", "{\"sub\":\"1\"", "{\"sub\":\"\xff\"}", "",
+    };
+    for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++)
+        ck_assert_status(
+            verify(v, token_raw("HS256", "{\"alg\":\"HS256\"}", claims[i], "k", 1, NULL, SIG_JOSE)),
+            US_JWT_MALFORMED);
+    ck_assert_status(
+        verify(v, token_raw("HS256", "{\"alg\":\"HS256\"", "{}", "k", 1, NULL, SIG_JOSE)),
+        US_JWT_MALFORMED);
+    /* A NUL inside the decoded JSON text. */
+    us_buf t = US_BUF_INIT;
+    us_b64url_encode("{\"alg\":\"HS256\"}", 15, &t);
+    us_buf_putc(&t, '.');
+    us_b64url_encode("{\"sub\":\"1\"}\0 ", 13, &t);
+    char *input = us_xstrndup(t.data, t.len);
+    us_buf_putc(&t, '.');
+    sign("HS256", input, "k", 1, NULL, SIG_JOSE, &t);
+    free(input);
+    ck_assert_status(verify(v, us_buf_steal(&t, NULL)), US_JWT_MALFORMED);
+
+    /* Padding or the standard alphabet in an otherwise good token. */
+    char *good = hs_token("HS256", "k", "{\"sub\":\"1\"}");
+    char *padded = malloc(strlen(good) + 3);
+    sprintf(padded, "%s==", good);
+    ck_assert_status(verify(v, padded), US_JWT_MALFORMED);
+    char *plus = us_xstrdup(good);
+    plus[1] = '+';
+    ck_assert_status(verify(v, plus), US_JWT_MALFORMED);
+    ck_assert_status(verify(v, good), US_JWT_OK);
+
+    /* Longer than US_JWT_MAX_TOKEN_BYTES, even if correctly signed. */
+    char big[US_JWT_MAX_TOKEN_BYTES];
+    memset(big, 'a', sizeof big);
+    big[sizeof big - 1] = '\0';
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"pad\":\"%s\"}", big)),
+                     US_JWT_MALFORMED);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+/* ---- configuration ---- */
+
+static void expect_create_error(const us_jwt_options *o, const char *option)
+{
+    char err[256] = "";
+    us_jwt_verifier *v = us_jwt_verifier_create(o, err, sizeof err);
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(err, option) != NULL, "error %s does not name %s", err, option);
+    ck_assert_ptr_null(strstr(err, "BEGIN"));
+    ck_assert_ptr_null(strstr(err, "MII"));
+}
+
+START_TEST(test_bad_keys)
+{
+    us_jwt_options o = {.rsa_public_pem = "not a pem"};
+    expect_create_error(&o, "client.token.rsa_public_key");
+    o.rsa_public_pem = p256_pem;
+    expect_create_error(&o, "client.token.rsa_public_key");
+    us_jwt_options e = {.ecdsa_public_pem = rsa_pem};
+    expect_create_error(&e, "client.token.ecdsa_public_key");
+    e.ecdsa_public_pem = k256_pem;
+    expect_create_error(&e, "client.token.ecdsa_public_key");
+    /* A truncated PEM. */
+    char *cut = us_xstrndup(rsa_pem, strlen(rsa_pem) / 2);
+    us_jwt_options c = {.rsa_public_pem = cut};
+    expect_create_error(&c, "client.token.rsa_public_key");
+    free(cut);
+    us_jwt_options u = {.user_id_claim = "a..b"};
+    expect_create_error(&u, "client.token.user_id_claim");
+}
+END_TEST
+
+START_TEST(test_no_keys)
+{
+    us_jwt_options o = {0};
+    us_jwt_verifier *v = verifier(&o);
+    ck_assert_status(verify(v, hs_token("HS256", "", "{\"sub\":\"1\"}")), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, pk_token("RS256", rsa_key, "{\"sub\":\"1\"}")),
+                     US_JWT_UNSUPPORTED_ALG);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+static Suite *jwt_suite(void)
+{
+    Suite *s = suite_create("jwt");
+    TCase *tc = tcase_create("base64url");
+    tcase_add_test(tc, test_b64url_round_trip);
+    tcase_add_test(tc, test_b64url_alphabet);
+    tcase_add_test(tc, test_b64url_strict);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("valid");
+    tcase_add_test(tc, test_hs_valid);
+    tcase_add_test(tc, test_rs_valid);
+    tcase_add_test(tc, test_rs_certificate);
+    tcase_add_test(tc, test_es_valid);
+    tcase_add_test(tc, test_all_keys_together);
+    tcase_add_test(tc, test_rfc7515_a1);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("rejected");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_wrong_signature);
+    tcase_add_test(tc, test_alg_none_and_unknown);
+    tcase_add_test(tc, test_algorithm_confusion);
+    tcase_add_test(tc, test_exp_nbf);
+    tcase_add_test(tc, test_audience_issuer);
+    tcase_add_test(tc, test_user_claims);
+    tcase_add_test(tc, test_malformed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("config");
+    tcase_add_test(tc, test_bad_keys);
+    tcase_add_test(tc, test_no_keys);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    /* Generated once and inherited by every forked test. */
+    rsa_key = gen_key(EVP_PKEY_RSA, 2048);
+    p256_key = gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
+    p384_key = gen_key(EVP_PKEY_EC, NID_secp384r1);
+    p521_key = gen_key(EVP_PKEY_EC, NID_secp521r1);
+    k256_key = gen_key(EVP_PKEY_EC, NID_secp256k1);
+    rsa_pem = public_pem(rsa_key);
+    rsa_cert_pem = cert_pem(rsa_key);
+    p256_pem = public_pem(p256_key);
+    p384_pem = public_pem(p384_key);
+    p521_pem = public_pem(p521_key);
+    k256_pem = public_pem(k256_key);
+
+    SRunner *sr = srunner_create(jwt_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failures = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    EVP_PKEY *keys[] = {rsa_key, p256_key, p384_key, p521_key, k256_key};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        EVP_PKEY_free(keys[i]);
+    char *pems[] = {rsa_pem, rsa_cert_pem, p256_pem, p384_pem, p521_pem, k256_pem};
+    for (size_t i = 0; i < sizeof pems / sizeof pems[0]; i++)
+        free(pems[i]);
+    return failures ? 1 : 0;
+}
