@@ -1,0 +1,117 @@
+/* ustatus configuration: one option tree (SPEC §4) read from a libconfuse file or a
+ * JSON file, then overridden from the environment, then validated.
+ *
+ * Everything here is plain data once loaded: the rest of ustatus never sees libconfuse
+ * or json-c objects. Strings are owned by the us_config and freed by us_config_free. */
+#ifndef USTATUS_CONFIG_H
+#define USTATUS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit status for an invalid configuration (sysexits.h EX_CONFIG). */
+#define US_EXIT_CONFIG 78
+
+/* One `redis` section (user_status.redis or engine.redis). */
+typedef struct us_redis_config {
+    char **address;            /* list, as written (each element one shard) */
+    size_t address_count;
+    char *prefix;              /* key prefix, default "centrifugo" */
+    char *user;                /* ACL user, "" = none */
+    char *password;            /* "" = none */
+    int db;                    /* SELECT db, default 0 */
+    int64_t connect_timeout_ms;/* default 1000 */
+    int64_t io_timeout_ms;     /* default 4000 */
+    char **sentinel_address;   /* list; one element per shard, sentinels comma-separated */
+    size_t sentinel_address_count;
+    char *sentinel_master_name;
+    char *sentinel_user;
+    char *sentinel_password;
+    char **cluster_address;    /* list; one element per cluster, seeds comma-separated */
+    size_t cluster_address_count;
+    bool reuse_from_engine;
+} us_redis_config;
+
+typedef struct us_config {
+    char *path;                /* the file it was read from ("" when none) */
+
+    struct {
+        char *key;             /* "" = no key configured */
+        bool insecure;
+        char *handler_prefix;  /* default "/api"; normalised: starts with '/', no trailing '/' */
+        char *error_mode;      /* "" or "transport" */
+        size_t max_body_bytes; /* default 1048576 */
+    } http_api;
+
+    struct {
+        bool enabled;
+        int64_t expire_interval_s;   /* default 720h = 2592000 */
+        char *state_regex;           /* "" = any state accepted */
+        size_t max_users_per_request;/* default 10000 */
+        bool disable_for_client;
+        us_redis_config redis;
+    } user_status;
+
+    struct {
+        char *type;            /* "memory" (default) or "redis" */
+        us_redis_config redis;
+    } engine;
+
+    struct {
+        char *handler_prefix;  /* default "/client" */
+        char **allowed_origins;
+        size_t allowed_origins_count;
+        int64_t min_update_interval_ms; /* default 1000 */
+        struct {
+            char *hmac_secret_key;
+            char *rsa_public_key;
+            char *ecdsa_public_key;
+            char *audience;
+            char *issuer;
+            char *user_id_claim;
+        } token;
+    } client;
+
+    struct {
+        char *handler_prefix;  /* default "/centrifugo" */
+        char *key;
+    } centrifugo_proxy;
+
+    struct {
+        char *listen;          /* "" = not set */
+        long workers;          /* 0 = CPU count */
+        long max_requests;     /* 0 = never recycle */
+        long backlog;          /* default 1024 */
+    } fcgi;
+
+    struct {
+        char *level;           /* "debug", "info" (default), "warn", "error" */
+    } log;
+} us_config;
+
+/* Loads the configuration from `path` (NULL: defaults only, then the environment).
+ * A path ending in ".json" is read as JSON, anything else as libconfuse syntax.
+ * Then applies USTATUS_* / CENTRIFUGO_* environment overrides (USTATUS_ wins when both
+ * are set) and validates the result.
+ * Returns a new us_config (free with us_config_free), or NULL with one line in `err`
+ * that names the file, the line when known, and the option, e.g.
+ *   "/etc/ustatus/ustatus.conf:12: user_status.expire_interval: invalid duration \"12x\"".
+ * Never prints; never exits. */
+us_config *us_config_load(const char *path, char *err, size_t err_len);
+
+/* Frees everything; accepts NULL. */
+void us_config_free(us_config *cfg);
+
+/* The redis section the user status store uses: engine.redis when
+ * user_status.redis.reuse_from_engine is set, else user_status.redis.
+ * Points into cfg; never NULL for a loaded config. */
+const us_redis_config *us_config_store_redis(const us_config *cfg);
+
+/* Parses a Go-syntax duration ("90s", "1h30m", "500ms", "0"; units ns us µs ms s m h;
+ * a bare "0" is allowed, other bare numbers are not; negative durations are rejected).
+ * Stores milliseconds (sub-millisecond parts are truncated). Returns 0, or -1 on a
+ * malformed or overflowing value. */
+int us_duration_parse_ms(const char *s, int64_t *out_ms);
+
+#endif
