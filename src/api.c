@@ -22,8 +22,6 @@
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
 
-#define USER_ID_MAX_BYTES 1024
-#define STATE_MAX_BYTES 256
 
 enum {
     E_INTERNAL = 100,
@@ -205,16 +203,6 @@ void us_api_payload_too_large(us_http_response *resp)
 
 /* ---- authentication ---- */
 
-/* Constant-time in the content of both strings; the time depends only on the length of
- * what the client sent. */
-static bool key_equal(const char *given, size_t given_len, const char *key, size_t key_len)
-{
-    volatile unsigned char diff = (unsigned char)(given_len != key_len);
-    for (size_t i = 0; i < given_len; i++)
-        diff |= (unsigned char)given[i] ^ (unsigned char)key[key_len ? i % key_len : 0];
-    return diff == 0;
-}
-
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -263,7 +251,7 @@ static bool authorized(const us_api *api, const us_http_request *req)
     if (key_len == 0)
         return false;
     if (req->x_api_key && *req->x_api_key)
-        return key_equal(req->x_api_key, strlen(req->x_api_key), key, key_len);
+        return us_secret_equal(req->x_api_key, strlen(req->x_api_key), key, key_len);
     if (req->authorization && *req->authorization) {
         const char *p = req->authorization;
         while (*p == ' ' || *p == '\t')
@@ -282,11 +270,11 @@ static bool authorized(const us_api *api, const us_http_request *req)
             p++;
         if (*p || f2_len == 0 || f1_len != 6 || strncasecmp(f1, "apikey", 6) != 0)
             return false;
-        return key_equal(f2, f2_len, key, key_len);
+        return us_secret_equal(f2, f2_len, key, key_len);
     }
     char given[512];
     if (req->query && query_param(req->query, "api_key", given, sizeof given) && given[0])
-        return key_equal(given, strlen(given), key, key_len);
+        return us_secret_equal(given, strlen(given), key, key_len);
     return false;
 }
 
@@ -299,20 +287,6 @@ static void ops_push(op_list *ops, const us_op *op)
         ops->v = us_xrealloc(ops->v, ops->cap * sizeof *ops->v);
     }
     ops->v[ops->n++] = *op;
-}
-
-/* Validates a string that will be stored (user ID or state). */
-static const char *check_text(const char *s, size_t len, size_t max)
-{
-    if (len == 0)
-        return "is empty";
-    if (len > max)
-        return "is too long";
-    if (memchr(s, '\0', len))
-        return "contains a NUL character";
-    if (!us_utf8_valid(s, len))
-        return "is not valid UTF-8";
-    return NULL;
 }
 
 /* Validates params for method m and appends its operations. On a problem, c->code is
@@ -358,7 +332,7 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
             if (sl == 0) {
                 proto.state_mode = US_STATE_CLEAR;
             } else {
-                const char *why = check_text(sv, sl, STATE_MAX_BYTES);
+                const char *why = us_text_check(sv, sl, US_STATE_MAX_BYTES);
                 if (why) {
                     command_fail(c, E_BAD_REQUEST, false, "state %s", why);
                     return;
@@ -380,8 +354,8 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
     }
     for (size_t i = 0; i < n; i++) {
         json_object *u = json_object_array_get_idx(users, i);
-        const char *why = check_text(json_object_get_string(u),
-                                     (size_t)json_object_get_string_len(u), USER_ID_MAX_BYTES);
+        const char *why = us_text_check(json_object_get_string(u),
+                                     (size_t)json_object_get_string_len(u), US_USER_ID_MAX_BYTES);
         if (why) {
             command_fail(c, E_BAD_REQUEST, false, "users[%zu] %s", i, why);
             return;

@@ -183,6 +183,27 @@ char *us_buf_steal(us_buf *b, size_t *len)
     return p;
 }
 
+const char *us_text_check(const char *s, size_t len, size_t max)
+{
+    if (len == 0)
+        return "is empty";
+    if (len > max)
+        return "is too long";
+    if (memchr(s, '\0', len))
+        return "contains a NUL character";
+    if (!us_utf8_valid(s, len))
+        return "is not valid UTF-8";
+    return NULL;
+}
+
+int us_secret_equal(const char *given, size_t given_len, const char *key, size_t key_len)
+{
+    volatile unsigned char diff = (unsigned char)(given_len != key_len);
+    for (size_t i = 0; i < given_len; i++)
+        diff |= (unsigned char)given[i] ^ (unsigned char)key[key_len ? i % key_len : 0];
+    return diff == 0;
+}
+
 int us_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;

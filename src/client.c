@@ -30,8 +30,6 @@
 #include "ustatus/jwt.h"
 #include "ustatus/log.h"
 
-#define USER_ID_MAX_BYTES 1024
-#define STATE_MAX_BYTES   256
 /* The largest valid client body is {"state":"<256 bytes>"}; anything much bigger is not
  * a client of ours, whatever http_api.max_body_bytes allows the server API. */
 #define CLIENT_MAX_BODY_BYTES 4096
@@ -94,30 +92,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *check_text(const char *s, size_t len, size_t max)
-{
-    if (len == 0)
-        return "is empty";
-    if (len > max)
-        return "is too long";
-    if (memchr(s, '\0', len))
-        return "contains a NUL character";
-    if (!us_utf8_valid(s, len))
-        return "is not valid UTF-8";
-    return NULL;
-}
-
-/* Constant-time in the content of both strings; the time depends only on the length of
- * what the caller sent. */
-static bool key_equal(const char *given, const char *key)
-{
-    size_t given_len = strlen(given), key_len = strlen(key);
-    volatile unsigned char diff = (unsigned char)(given_len != key_len);
-    for (size_t i = 0; i < given_len; i++)
-        diff |= (unsigned char)given[i] ^ (unsigned char)key[key_len ? i % key_len : 0];
-    return diff == 0;
 }
 
 /* The part of path after prefix when path is prefix itself or below it ("" or "/..."),
@@ -380,7 +354,7 @@ static state_check take_state(const us_client *c, json_object *obj, write_req *w
         w->state_mode = US_STATE_CLEAR;
         return STATE_OK;
     }
-    const char *bad = check_text(sv, sl, STATE_MAX_BYTES);
+    const char *bad = us_text_check(sv, sl, US_STATE_MAX_BYTES);
     if (bad) {
         snprintf(why, why_len, "state %s", bad);
         return STATE_INVALID;
@@ -478,7 +452,7 @@ static void handle_client(us_client *c, const us_http_request *req, us_http_resp
         return;
     }
     /* Anonymous, or a user ID that could never be stored: no status for it. */
-    if (check_text(c->user.data, c->user.len, USER_ID_MAX_BYTES)) {
+    if (us_text_check(c->user.data, c->user.len, US_USER_ID_MAX_BYTES)) {
         us_debug("client: token rejected: no usable user");
         reply_error(resp, 401, E_UNAUTHORIZED, NULL);
         us_buf_puts(&resp->headers, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
@@ -556,7 +530,9 @@ static void handle_proxy(us_client *c, const us_http_request *req, us_http_respo
         reply_empty(resp, 413);
         return;
     }
-    if (!req->x_api_key || !key_equal(req->x_api_key, cfg->centrifugo_proxy.key)) {
+    if (!req->x_api_key ||
+        !us_secret_equal(req->x_api_key, strlen(req->x_api_key), cfg->centrifugo_proxy.key,
+                         strlen(cfg->centrifugo_proxy.key))) {
         reply_empty(resp, 401);
         return;
     }
@@ -591,7 +567,7 @@ static void handle_proxy(us_client *c, const us_http_request *req, us_http_respo
         proxy_error(resp, 403, "permission denied");
         goto done;
     }
-    if (check_text(u, ulen, USER_ID_MAX_BYTES)) {
+    if (us_text_check(u, ulen, US_USER_ID_MAX_BYTES)) {
         proxy_error(resp, 400, "bad request");
         goto done;
     }

@@ -45,6 +45,14 @@ char *us_buf_steal(us_buf *b, size_t *len);
  * control characters in strings), so requests are checked with this first. */
 int us_json_check(const char *s, size_t n, unsigned max_depth, char *why, size_t why_len);
 
+/* Why [s, s+len) cannot be stored as a user ID or state ("is empty", "is too long", "contains
+ * a NUL character", "is not valid UTF-8"), or NULL when it can: 1..max bytes of UTF-8. */
+const char *us_text_check(const char *s, size_t len, size_t max);
+
+/* 1 when the secret a client sent equals the configured one. Constant-time in the content
+ * of both: the time depends only on the length of what the client sent. */
+int us_secret_equal(const char *given, size_t given_len, const char *key, size_t key_len);
+
 /* 1 when [s, s+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF), else 0. */
 int us_utf8_valid(const char *s, size_t n);
 
