@@ -10,6 +10,7 @@
 #include "topology_private.h"
 #include "ustatus/buf.h"
 #include "ustatus/log.h"
+#include "ustatus/metrics.h"
 
 /* Back-off between connect attempts to a node that refused: first 100 ms, doubling,
  * never more than 1 s, so a Redis that comes back is used again within a second. */
@@ -50,8 +51,26 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
     return 0;
 }
 
+int us_redis_node_set_target(us_redis_node *node, const char *host, int port)
+{
+    us_redis_address *a = &node->addr;
+    if (a->kind == US_ADDR_TCP && a->port == port && strcmp(a->host, host) == 0)
+        return 0;
+    us_redis_node_disconnect(node);
+    a->kind = US_ADDR_TCP;
+    snprintf(a->host, sizeof a->host, "%s", host);
+    a->port = port;
+    a->path[0] = '\0';
+    us_redis_address_format(a, node->name, sizeof node->name);
+    node->retry_at_ms = 0;
+    node->backoff_ms = 0;
+    node->down_logged = false;
+    return 1;
+}
+
 static void note_failure(us_redis_node *node, const char *what, const char *detail)
 {
+    us_metrics_redis_error();
     int64_t now = us_now_ms();
     node->backoff_ms = node->backoff_ms ? node->backoff_ms * 2 : BACKOFF_FIRST_MS;
     if (node->backoff_ms > BACKOFF_MAX_MS)
@@ -92,6 +111,23 @@ static int handshake(us_redis_node *node)
         }
         freeReplyObject(r);
     }
+    if (node->require_master) {
+        r = redisCommand(node->ctx, "ROLE");
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            note_failure(node, "ROLE failed", r ? r->str : node->ctx->errstr);
+            goto fail;
+        }
+        const redisReply *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                                     ? r->element[0] : NULL;
+        if (!role || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "ROLE is %s",
+                     role && role->type == REDIS_REPLY_STRING ? role->str : "unreadable");
+            note_failure(node, "not a master", detail);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
     return 0;
 fail:
     if (r)
@@ -127,10 +163,15 @@ int us_redis_node_connect(us_redis_node *node)
     }
     if (a->kind == US_ADDR_TCP)
         redisEnableKeepAlive(c);
-    if (handshake(node) < 0)
+    node->refused = false;
+    if (handshake(node) < 0) {
+        node->refused = true;
         goto fail;
-    if (node->ever_connected)
+    }
+    if (node->ever_connected) {
         node->reconnects++;
+        us_metrics_redis_reconnect();
+    }
     if (node->down_logged)
         us_info("redis %s: connected again", node->name);
     node->ever_connected = true;
@@ -204,8 +245,11 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
         }
         for (size_t k = 0; k < grp->count; k++) {
             us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            if (!cmd->reply)
-                redisAppendFormattedCommand(grp->node->ctx, cmd->cmd, cmd->cmd_len);
+            if (cmd->reply)
+                continue;
+            if (grp->asking && grp->asking[k])
+                redisAppendCommand(grp->node->ctx, "ASKING");
+            redisAppendFormattedCommand(grp->node->ctx, cmd->cmd, cmd->cmd_len);
         }
         state[g] = G_SENT;
     }
@@ -217,6 +261,8 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
         while (!done) {
             if (redisBufferWrite(c, &done) != REDIS_OK) {
                 state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
+                if (state[g] == G_TIMEOUT)
+                    groups[g].outcome = US_PIPE_TIMEOUT;
                 note_failure(groups[g].node, "write failed", c->errstr);
                 us_redis_node_disconnect(groups[g].node);
                 break;
@@ -234,8 +280,17 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
             if (cmd->reply)
                 continue;
             void *reply = NULL;
-            if (redisGetReply(c, &reply) != REDIS_OK) {
+            int rc = redisGetReply(c, &reply);
+            if (rc == REDIS_OK && grp->asking && grp->asking[k]) {
+                /* ASKING's own +OK; an error here shows in the command's reply anyway */
+                freeReplyObject(reply);
+                reply = NULL;
+                rc = redisGetReply(c, &reply);
+            }
+            if (rc != REDIS_OK) {
                 state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
+                if (state[g] == G_TIMEOUT)
+                    grp->outcome = US_PIPE_TIMEOUT;
                 note_failure(grp->node, state[g] == G_TIMEOUT ? "timed out" : "connection lost",
                              c->errstr);
                 us_redis_node_disconnect(grp->node);
@@ -251,6 +306,8 @@ int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cm
     group_state stack_state[16];
     group_state *state = n_groups <= 16 ? stack_state : us_xcalloc(n_groups, sizeof *state);
     memset(state, 0, n_groups * sizeof *state);
+    for (size_t g = 0; g < n_groups; g++)
+        groups[g].outcome = US_PIPE_OK;
 
     pipeline_round(groups, n_groups, cmds, state);
     /* A broken connection (not a timeout: retrying that would double the wait) gets one
@@ -269,9 +326,15 @@ int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cm
         pipeline_round(groups, n_groups, cmds, state);
 
     int rc = 0;
-    for (size_t g = 0; g < n_groups; g++)
-        if (pending_count(&groups[g], cmds))
+    for (size_t g = 0; g < n_groups; g++) {
+        if (pending_count(&groups[g], cmds)) {
             rc = -1;
+            if (groups[g].outcome != US_PIPE_TIMEOUT)
+                groups[g].outcome = US_PIPE_FAILED;
+        } else {
+            groups[g].outcome = US_PIPE_OK;
+        }
+    }
     if (state != stack_state)
         free(state);
     return rc;

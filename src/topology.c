@@ -1,5 +1,7 @@
 /* Topology dispatch, and the static-nodes topology: one address, or client-side shards
  * over several (Jump Consistent Hash of FNV-1a 64 of the user ID, SPEC §3.2). */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +14,10 @@
 us_topology *us_topology_create(const us_redis_config *rc, char *err, size_t err_len)
 {
     /* Precedence (§3): cluster_address, then sentinel_address, then address. */
-    if (rc->cluster_address_count > 0) {
-        snprintf(err, err_len, "redis cluster_address: Redis Cluster is not supported yet");
-        return NULL;
-    }
-    if (rc->sentinel_address_count > 0) {
-        snprintf(err, err_len, "redis sentinel_address: Redis Sentinel is not supported yet");
-        return NULL;
-    }
+    if (rc->cluster_address_count > 0)
+        return us_topology_cluster_create(rc, err, err_len);
+    if (rc->sentinel_address_count > 0)
+        return us_topology_sentinel_create(rc, err, err_len);
     return us_topology_static_create(rc, err, err_len);
 }
 
@@ -56,6 +54,113 @@ void us_topology_free(us_topology *t)
         t->vt->free(t);
 }
 
+/* ---- helpers shared by the implementations ---- */
+
+void us_group_by_shard(const us_redis_cmd *cmds, size_t n, us_pipeline_group *groups,
+                       size_t n_shards, size_t *idx)
+{
+    if (n_shards == 1) {
+        for (size_t i = 0; i < n; i++)
+            idx[i] = i;
+        groups[0].idx = idx;
+        groups[0].count = n;
+        return;
+    }
+    /* Counting sort of command indices by shard, keeping request order inside a shard. */
+    size_t *shard_of = us_xmalloc((n ? n : 1) * sizeof *shard_of);
+    size_t *start = us_xcalloc(n_shards + 1, sizeof *start);
+    for (size_t i = 0; i < n; i++) {
+        shard_of[i] = us_shard_index(cmds[i].shard_key, cmds[i].shard_key_len, n_shards);
+        start[shard_of[i] + 1]++;
+    }
+    for (size_t s = 0; s < n_shards; s++)
+        start[s + 1] += start[s];
+    for (size_t s = 0; s < n_shards; s++) {
+        groups[s].idx = idx + start[s];
+        groups[s].count = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        us_pipeline_group *g = &groups[shard_of[i]];
+        g->idx[g->count++] = i;
+    }
+    free(start);
+    free(shard_of);
+}
+
+char **us_split_addresses(const char *s, size_t *count)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    char **v = us_xcalloc(cap, sizeof *v);
+    size_t n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a)
+            v[n++] = us_xstrndup(a, (size_t)(b - a));
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    *count = n;
+    return v;
+}
+
+void us_strv_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void us_set_msg(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+void us_ping_report(us_buf *report, bool first, const char *name, const char *error)
+{
+    if (!report)
+        return;
+    if (!first)
+        us_buf_putc(report, ',');
+    us_buf_puts(report, "{\"node\":");
+    us_buf_put_json_str(report, name, strlen(name));
+    us_buf_puts(report, error ? ",\"ok\":false,\"error\":" : ",\"ok\":true");
+    if (error)
+        us_buf_put_json_str(report, error, strlen(error));
+    us_buf_putc(report, '}');
+}
+
+int us_ping_node(us_redis_node *node, us_buf *report, bool first)
+{
+    /* A health check must tell the truth now, not wait out a back-off. */
+    node->retry_at_ms = 0;
+    redisReply *r = us_redis_node_command(node, "PING");
+    const char *error = NULL;
+    if (!r)
+        error = "unreachable";
+    else if (r->type == REDIS_REPLY_ERROR)
+        error = r->str;
+    us_ping_report(report, first, node->name, error);
+    if (r)
+        freeReplyObject(r);
+    return error ? -1 : 0;
+}
+
 /* ---- static nodes ---- */
 
 typedef struct static_topology {
@@ -75,32 +180,7 @@ static int static_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
         st->idx_cap = n < 64 ? 64 : n;
         st->idx = us_xmalloc(st->idx_cap * sizeof *st->idx);
     }
-    if (st->n_nodes == 1) {
-        for (size_t i = 0; i < n; i++)
-            st->idx[i] = i;
-        st->groups[0].idx = st->idx;
-        st->groups[0].count = n;
-        return us_pipeline_run(st->groups, 1, cmds);
-    }
-    /* Counting sort of command indices by shard, keeping request order inside a shard. */
-    size_t *shard_of = us_xmalloc(n * sizeof *shard_of);
-    size_t *start = us_xcalloc(st->n_nodes + 1, sizeof *start);
-    for (size_t i = 0; i < n; i++) {
-        shard_of[i] = us_shard_index(cmds[i].shard_key, cmds[i].shard_key_len, st->n_nodes);
-        start[shard_of[i] + 1]++;
-    }
-    for (size_t s = 0; s < st->n_nodes; s++)
-        start[s + 1] += start[s];
-    for (size_t s = 0; s < st->n_nodes; s++) {
-        st->groups[s].idx = st->idx + start[s];
-        st->groups[s].count = 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        us_pipeline_group *g = &st->groups[shard_of[i]];
-        g->idx[g->count++] = i;
-    }
-    free(start);
-    free(shard_of);
+    us_group_by_shard(cmds, n, st->groups, st->n_nodes, st->idx);
     return us_pipeline_run(st->groups, st->n_nodes, cmds);
 }
 
@@ -110,31 +190,9 @@ static int static_ping(us_topology *t, us_buf *report)
     int rc = 0;
     if (report)
         us_buf_putc(report, '[');
-    for (size_t i = 0; i < st->n_nodes; i++) {
-        us_redis_node *node = &st->nodes[i];
-        /* A health check must tell the truth now, not wait out a back-off. */
-        node->retry_at_ms = 0;
-        redisReply *r = us_redis_node_command(node, "PING");
-        const char *error = NULL;
-        if (!r)
-            error = "unreachable";
-        else if (r->type == REDIS_REPLY_ERROR)
-            error = r->str;
-        if (error)
+    for (size_t i = 0; i < st->n_nodes; i++)
+        if (us_ping_node(&st->nodes[i], report, i == 0) < 0)
             rc = -1;
-        if (report) {
-            if (i)
-                us_buf_putc(report, ',');
-            us_buf_puts(report, "{\"node\":");
-            us_buf_put_json_str(report, node->name, strlen(node->name));
-            us_buf_puts(report, error ? ",\"ok\":false,\"error\":" : ",\"ok\":true");
-            if (error)
-                us_buf_put_json_str(report, error, strlen(error));
-            us_buf_putc(report, '}');
-        }
-        if (r)
-            freeReplyObject(r);
-    }
     if (report)
         us_buf_putc(report, ']');
     return rc;

@@ -288,14 +288,7 @@ class Health(unittest.TestCase):
         s.unlink_metrics(conf)
 
 
-def redis_metrics_wired():
-    with open(os.path.join(h.SRCDIR, "src", "redis_node.c")) as f:
-        src = f.read()
-    return "us_metrics_redis_error" in src and "us_metrics_redis_reconnect" in src
-
-
 class RedisCounters(unittest.TestCase):
-    @unittest.skipUnless(redis_metrics_wired(), "us_metrics_redis_* not called from redis_node.c yet")
     def test_errors_and_reconnects(self):
         redis = h.Redis().start()
         conf = new_conf(redis_addr=f'"127.0.0.1:{redis.port}"')
