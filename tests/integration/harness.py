@@ -21,11 +21,40 @@ SRCDIR = os.environ.get("USTATUS_SRCDIR") or os.path.abspath(
 BIN = os.environ.get("USTATUS_BIN") or os.path.join(SRCDIR, "ustatus-fcgi")
 
 _live = []  # processes to stop at exit, whatever happens
+_tmpdirs = []  # directories to remove at exit
+_configs = set()  # configuration files written: their metrics segments go at exit
 
 
 def _stop_all():
     for p in list(_live):
         stop_process(p)
+    for d in list(_tmpdirs):
+        shutil.rmtree(d, ignore_errors=True)
+    for path in list(_configs):
+        unlink_metrics(path)
+
+
+def make_tmpdir(prefix):
+    """A temporary directory removed at exit, whatever happens."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tmpdirs.append(d)
+    return d
+
+
+def metrics_shm_path(config_path, uid=None):
+    """Where ustatus keeps the metrics of config_path for `uid` (see metrics.h)."""
+    key = os.path.realpath(config_path).encode()
+    uid = os.geteuid() if uid is None else uid
+    return "/dev/shm/ustatus-m1-%d-%016x" % (uid, fnv1a64(key))
+
+
+def unlink_metrics(config_path, uids=(None, 33, 65534)):
+    """Every process run with config_path shares one metrics segment; drop it."""
+    for uid in uids:
+        try:
+            os.unlink(metrics_shm_path(config_path, uid))
+        except (FileNotFoundError, PermissionError):
+            pass
 
 
 atexit.register(_stop_all)
@@ -103,7 +132,7 @@ class Redis:
 
     def __init__(self, port=None, args=()):
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="ustatus-redis-")
+        self.dir = make_tmpdir("ustatus-redis-")
         self.args = list(args)
         self.proc = None
 
@@ -178,6 +207,7 @@ def write_config(directory, text, name="ustatus.conf"):
     path = os.path.join(directory, name)
     with open(path, "w") as f:
         f.write(text)
+    _configs.add(path)
     return path
 
 
@@ -186,7 +216,7 @@ class Lighttpd:
 
     def __init__(self, config_path, port=None, env=None, prefix="/api", procs=1, extra=""):
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="ustatus-lighttpd-")
+        self.dir = make_tmpdir("ustatus-lighttpd-")
         self.config_path = config_path
         self.env = env or {}
         self.prefix = prefix
@@ -305,6 +335,10 @@ def cgi(config_path, method="POST", path="/api/get_user_status", body=b"", heade
         raise AssertionError(f"no Status in CGI output {r.stdout[:200]!r} stderr {r.stderr!r}")
     resp = Response(status, hdrs, payload)
     resp.stderr = r.stderr.decode(errors="replace")
+    # A CGI run that answered must also exit cleanly: under the sanitizer build a leak or
+    # undefined behaviour shows up here as a non-zero status.
+    if r.returncode != 0:
+        raise AssertionError(f"ustatus-fcgi exited {r.returncode} after answering: {resp.stderr}")
     return resp
 
 
@@ -439,7 +473,7 @@ class Sentinel:
     def __init__(self, master_port, master_name="mymaster", quorum=2, port=None,
                  down_after_ms=1000, failover_timeout_ms=4000, extra=""):
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="ustatus-sentinel-")
+        self.dir = make_tmpdir("ustatus-sentinel-")
         self.master_port = master_port
         self.master_name = master_name
         self.quorum = quorum

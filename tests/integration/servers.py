@@ -6,7 +6,6 @@ each started on loopback from the shipped deploy/ files with test paths substitu
 Everything started here goes through harness.start_process, so it is stopped at exit
 whatever happens.
 """
-import atexit
 import os
 import re
 import shlex
@@ -14,7 +13,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import time
 
 import harness as h
@@ -192,39 +190,16 @@ def wait_until(cond, timeout, what, interval=0.02):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-_dirs = []
-atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _dirs])
-
-
 def make_shared_dir(prefix):
     """A temporary directory the web servers' unprivileged users can read; removed when
     the test program exits (its logs stay readable until then)."""
-    d = tempfile.mkdtemp(prefix=prefix)
+    d = h.make_tmpdir(prefix)
     os.chmod(d, 0o755)
-    _dirs.append(d)
     return d
 
 
-def _fnv1a64(data):
-    v = 0xCBF29CE484222325
-    for b in data:
-        v = ((v ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return v
-
-
-def metrics_shm_path(config_path, uid=None):
-    """Where ustatus keeps the metrics of config_path for `uid` (see metrics.h)."""
-    key = os.path.realpath(config_path).encode()
-    uid = os.geteuid() if uid is None else uid
-    return "/dev/shm/ustatus-m1-%d-%016x" % (uid, _fnv1a64(key))
-
-
-def unlink_metrics(config_path, uids=(None, 33, 65534)):
-    for uid in uids:
-        try:
-            os.unlink(metrics_shm_path(config_path, uid))
-        except FileNotFoundError:
-            pass
+metrics_shm_path = h.metrics_shm_path
+unlink_metrics = h.unlink_metrics
 
 
 class Pool:

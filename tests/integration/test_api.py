@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -20,7 +19,7 @@ EXPIRE_S = 3600
 
 def setUpModule():
     global REDIS, WEB, TMP, CONF
-    TMP = tempfile.mkdtemp(prefix="ustatus-it-")
+    TMP = h.make_tmpdir("ustatus-it-")
     REDIS = h.Redis().start()
     CONF = h.write_config(TMP, f"""
 http_api {{

@@ -73,7 +73,7 @@ def setUpModule():
             raise AssertionError(f"{prog} is required (apt-get install chromium)")
     h.which("node")
     NODE_PATH = node_modules()
-    TMP = tempfile.mkdtemp(prefix="ustatus-browser-")
+    TMP = h.make_tmpdir("ustatus-browser-")
     REDIS = h.Redis().start()
     PAGE_PORT = h.free_port()
     conf = h.write_config(TMP, f"""

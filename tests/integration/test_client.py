@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -92,7 +91,7 @@ def claims_for(user, **extra):
 
 def setUpModule():
     global REDIS, WEB, TMP, KEYS, CONF, CONF_ZERO, WEB_ZERO
-    TMP = tempfile.mkdtemp(prefix="ustatus-client-")
+    TMP = h.make_tmpdir("ustatus-client-")
     KEYS = {}
     for name, args in (("rsa", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
                        ("rsa_other", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),

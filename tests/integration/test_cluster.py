@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -46,7 +45,7 @@ def slot_of(key):
 
 def setUpModule():
     global TMP, CL, WEB, CONF
-    TMP = tempfile.mkdtemp(prefix="ustatus-cluster-")
+    TMP = h.make_tmpdir("ustatus-cluster-")
     CL = h.Cluster(proxied=True).start()
     seeds = ",".join(f"127.0.0.1:{CL.announced(n)}" for n in CL.nodes[:2])
     CONF = h.write_config(TMP, f"""

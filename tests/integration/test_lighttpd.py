@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -21,7 +20,7 @@ AS_ROOT = os.geteuid() == 0
 def setUpModule():
     global REDIS, TMP, PORT, LIGHTTPD, CONF
     REDIS = h.Redis().start()
-    TMP = tempfile.mkdtemp(prefix="ustatus-deploy-")
+    TMP = h.make_tmpdir("ustatus-deploy-")
     PORT = h.free_port()
     with open(os.path.join(h.SRCDIR, "deploy", "ustatus.conf")) as f:
         conf = f.read().replace("@API_KEY@", KEY).replace("@REDIS_PORT@", str(REDIS.port))

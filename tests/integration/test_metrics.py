@@ -9,7 +9,6 @@ process, serving one request at a time, must then take one of them.
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import unittest
 
@@ -86,7 +85,7 @@ user_status {{
 
 def setUpModule():
     global TMP, NODES, SENTINELS, WEB, SENT_ADDRS, CONF
-    TMP = tempfile.mkdtemp(prefix="ustatus-sentinel-")
+    TMP = h.make_tmpdir("ustatus-sentinel-")
     master = h.Redis(args=DATA_ACL).start()
     replica = h.Redis(args=DATA_ACL + ["--replicaof", "127.0.0.1", str(master.port)]).start()
     NODES = {master.port: master, replica.port: replica}

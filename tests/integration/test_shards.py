@@ -9,7 +9,6 @@ Consistent Hash as printed in Lamping & Veach's paper.
 import os
 import shutil
 import sys
-import tempfile
 import time
 import unittest
 
@@ -24,7 +23,7 @@ DELAY_S = 0.3  # reply delay the relays add when timing concurrency
 
 def setUpModule():
     global TMP, SERVERS, PROXIES, WEB, CONF
-    TMP = tempfile.mkdtemp(prefix="ustatus-shards-")
+    TMP = h.make_tmpdir("ustatus-shards-")
     SERVERS = [h.Redis().start() for _ in range(N_SHARDS)]
     PROXIES = [h.Proxy(s.port).start() for s in SERVERS]
     addrs = ", ".join(f'"127.0.0.1:{p.port}"' for p in PROXIES)

@@ -12,13 +12,11 @@ Each one: update / get / delete, an error reply, the three ways to pass the key,
 /health and /metrics reachable from 127.0.0.1 and refused from 127.0.0.2, and no ustatus
 process running as root.
 """
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
