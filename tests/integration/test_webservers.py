@@ -12,6 +12,10 @@ Each one: update / get / delete, an error reply, the three ways to pass the key,
 /health and /metrics reachable from 127.0.0.1 and refused from 127.0.0.2, and no ustatus
 process running as root.
 """
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
 import shutil
@@ -25,6 +29,18 @@ import harness as h  # noqa: E402
 import servers as s  # noqa: E402
 
 KEY = "web-key-51c0a7"
+TOKEN_SECRET = "web-token-secret-9e2b"
+PROXY_KEY = "web-proxy-key-7a41"
+
+
+def hs256_token(sub):
+    """A Centrifugo connection JWT for sub, valid for an hour."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 3600}).encode())
+    sig = b64(hmac.new(TOKEN_SECRET.encode(), head + b"." + body, hashlib.sha256).digest())
+    return (head + b"." + body + b"." + sig).decode()
 
 
 def setUpModule():
@@ -33,6 +49,8 @@ def setUpModule():
     TMP = s.make_shared_dir("ustatus-web-")
     CONF = h.write_config(TMP, f"""
 http_api {{ key = "{KEY}" }}
+client {{ token {{ hmac_secret_key = "{TOKEN_SECRET}" }} }}
+centrifugo_proxy {{ key = "{PROXY_KEY}" }}
 user_status {{
   expire_interval = "1h"
   redis {{ address = "127.0.0.1:{REDIS.port}" prefix = "web" io_timeout = "2s" }}
@@ -60,6 +78,27 @@ class Smoke:
         hdrs.update(headers if headers is not None else {"X-API-Key": KEY})
         path = f"/api/{method}" + (f"?{query}" if query else "")
         return h.http(self.port, "POST", path, body, hdrs)
+
+    def test_client_endpoint_and_rpc_proxy(self):
+        # The web server must route /client and /centrifugo and pass Authorization on.
+        user = f"client-{self.__class__.__name__}"
+        r = h.http(self.port, "POST", "/client/update_user_status", b"{}",
+                   {"Authorization": f"Bearer {hs256_token(user)}",
+                    "Content-Type": "application/json"})
+        self.assertEqual((r.status, r.body), (200, b'{"result":{}}'))
+        st = self.api("get_user_status", {"users": [user]}).json()["result"]["statuses"][0]
+        self.assertIn("active", st)
+        self.assertIn("online", st)
+        r = h.http(self.port, "POST", "/client/online", b"{}",
+                   {"Authorization": "Bearer " + hs256_token(user)[:-2] + "xx"})
+        self.assertEqual(r.status, 401)
+        rpc = {"client": "c1", "transport": "websocket", "protocol": "json",
+               "encoding": "json", "user": user + "-rpc", "method": "update_user_status",
+               "data": {}}
+        r = h.http(self.port, "POST", "/centrifugo/rpc", rpc, {"X-API-Key": PROXY_KEY})
+        self.assertEqual((r.status, r.body), (200, b'{"result":{"data":{}}}'))
+        r = h.http(self.port, "POST", "/centrifugo/rpc", rpc, {"X-API-Key": "wrong"})
+        self.assertEqual(r.status, 401)
 
     def test_update_get_delete_and_the_three_keys(self):
         user = f"{self.user_prefix}-{self.__class__.__name__}"
