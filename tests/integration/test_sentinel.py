@@ -19,7 +19,7 @@ NAME = "mymaster"
 DATA_USER, DATA_PW = "ustatus", "data-pw-5e1d"
 SENT_USER, SENT_PW = "sentuser", "sent-pw-9c2a"
 ADMIN_PW = "admin-pw-0f3b"
-# ustatus's users get exactly the permissions docs/topologies.md lists, so a missing one
+# ustatus's users get exactly the permissions the README's "ACL users" section lists, so a missing one
 # fails here. The default user (replication, the sentinels' own connections) may touch
 # none of our keys, so a missing AUTH shows as NOPERM; the tests inspect as "admin".
 DATA_ACL = ["--user", DATA_USER, "on", f">{DATA_PW}", "~se.user_status.*", "+ping", "+role",
