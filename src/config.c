@@ -1129,6 +1129,13 @@ static int check_redis_section(struct load_ctx *c, const us_redis_config *r, con
         path_join(near, sizeof near, sec, "sentinel_address");
         return cross_fail(c, path, near, "required when sentinel_address is set");
     }
+    /* Redis Cluster has database 0 only: SELECT would fail on every connection. */
+    if (r->cluster_address_count > 0 && r->db != 0) {
+        path_join(path, sizeof path, sec, "db");
+        path_join(near, sizeof near, sec, "cluster_address");
+        return cross_fail(c, path, near,
+                          "must be 0 with cluster_address (Redis Cluster has db 0 only)");
+    }
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * pipeline per node (written to every node before reading from any), reconnects and
  * retries once after a connection failure, and hands back one reply per command.
  *
- * Implementations: static nodes (one address, or client-side shards over several).
- * Sentinel and Cluster plug in behind the same interface (topology_private.h). */
+ * Implementations (behind the vtable of topology_private.h): static nodes (one address,
+ * or client-side shards over several), Sentinel-discovered masters (redis_sentinel.c)
+ * and Redis Cluster slot routing (redis_cluster.c). */
 #ifndef USTATUS_TOPOLOGY_H
 #define USTATUS_TOPOLOGY_H
 

@@ -220,7 +220,7 @@ static const char full_conf[] =
     "    prefix = \"us\"\n"
     "    user = \"alice\"\n"
     "    password = \"pw\"\n"
-    "    db = 3\n"
+    "    db = 0\n"
     "    connect_timeout = \"250ms\"\n"
     "    io_timeout = \"2s\"\n"
     "    sentinel_address = {\"10.0.1.1:26379,10.0.1.2:26379\", \"10.0.2.1:26379\"}\n"
@@ -287,7 +287,7 @@ static const char full_json[] =
     "    \"max_users_per_request\": 500, \"disable_for_client\": true,\n"
     "    \"redis\": {\n"
     "      \"address\": [\"10.0.0.1:6379\", \"redis://u:p%40ss@10.0.0.2:6380/2\"],\n"
-    "      \"prefix\": \"us\", \"user\": \"alice\", \"password\": \"pw\", \"db\": 3,\n"
+    "      \"prefix\": \"us\", \"user\": \"alice\", \"password\": \"pw\", \"db\": 0,\n"
     "      \"connect_timeout\": \"250ms\", \"io_timeout\": \"2s\",\n"
     "      \"sentinel_address\": [\"10.0.1.1:26379,10.0.1.2:26379\", \"10.0.2.1:26379\"],\n"
     "      \"sentinel_master_name\": \"mymaster\", \"sentinel_user\": \"sentuser\",\n"
@@ -341,7 +341,7 @@ static void assert_full(const us_config *cfg)
     ck_assert_str_eq(r->prefix, "us");
     ck_assert_str_eq(r->user, "alice");
     ck_assert_str_eq(r->password, "pw");
-    ck_assert_int_eq(r->db, 3);
+    ck_assert_int_eq(r->db, 0); /* a cluster has db 0 only; engine.redis covers db */
     ck_assert_int_eq(r->connect_timeout_ms, 250);
     ck_assert_int_eq(r->io_timeout_ms, 2000);
     ck_assert_uint_eq(r->sentinel_address_count, 2);
@@ -803,6 +803,15 @@ START_TEST(test_err_sentinel_master_name)
 }
 END_TEST
 
+START_TEST(test_err_db_with_cluster)
+{
+    /* Located at db when it was set, the option that is wrong with a cluster. */
+    expect_file_error(".conf",
+                      "user_status {\n redis {\n  cluster_address = \"c1:7000\"\n  db = 2\n }\n}\n",
+                      4, "user_status.redis.db", "must be 0 with cluster_address");
+}
+END_TEST
+
 START_TEST(test_err_reuse_without_redis_engine)
 {
     expect_file_error(".conf",
@@ -1109,6 +1118,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_bad_address);
     tcase_add_test(tc, test_err_bad_port);
     tcase_add_test(tc, test_err_sentinel_master_name);
+    tcase_add_test(tc, test_err_db_with_cluster);
     tcase_add_test(tc, test_err_reuse_without_redis_engine);
     tcase_add_test(tc, test_err_no_redis_address);
     tcase_add_test(tc, test_err_error_mode);
