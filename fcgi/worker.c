@@ -203,7 +203,11 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         rc = 1;
         goto done;
     }
-    FCGX_InitRequest(&request, listen_fd, 0);
+    /* libfcgi never sees the listening socket: the loop below accepts (and applies
+     * FCGI_WEB_SERVER_ADDRS, IPv6 included) and hands libfcgi the connection. When a
+     * connection ends without a request, FCGX_Accept_r would otherwise accept on its own,
+     * bypassing that check; with -1 its accept fails at once and the loop goes on. */
+    FCGX_InitRequest(&request, -1, 0);
     have_request = true;
     int flags = fcntl(listen_fd, F_GETFL);
     if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {

@@ -48,6 +48,7 @@ struct us_api {
     regex_t state_re;
     bool has_state_re;
     size_t prefix_len;
+    size_t max_json_values;    /* bounds what json-c allocates for one request */
     us_client *client;         /* client endpoints and RPC proxy (SPEC §6) */
     int64_t request_start_ns;  /* for the latency histogram (SPEC §7) */
 };
@@ -211,8 +212,11 @@ static int hexval(int c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* The decoded value of query parameter `name` into out; false when absent or too long. */
-static bool query_param(const char *query, const char *name, char *out, size_t out_len)
+/* The decoded value of query parameter `name` into out (NUL-terminated) and its length
+ * into out_len_ret; false when absent, too long, or decoding to a NUL byte (which would
+ * make the value look shorter than it is). */
+static bool query_param(const char *query, const char *name, char *out, size_t out_len,
+                        size_t *out_len_ret)
 {
     size_t name_len = strlen(name);
     const char *p = query;
@@ -228,11 +232,12 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
                     c = hexval(q[1]) * 16 + hexval(q[2]);
                     q += 2;
                 }
-                if (o + 1 >= out_len)
+                if (c == '\0' || o + 1 >= out_len)
                     return false;
                 out[o++] = (char)c;
             }
             out[o] = '\0';
+            *out_len_ret = o;
             return true;
         }
         p = *end ? end + 1 : end;
@@ -272,9 +277,11 @@ static bool authorized(const us_api *api, const us_http_request *req)
             return false;
         return us_secret_equal(f2, f2_len, key, key_len);
     }
-    char given[512];
-    if (req->query && query_param(req->query, "api_key", given, sizeof given) && given[0])
-        return us_secret_equal(given, strlen(given), key, key_len);
+    char given[1024];
+    size_t given_len;
+    if (req->query && query_param(req->query, "api_key", given, sizeof given, &given_len) &&
+        given_len)
+        return us_secret_equal(given, given_len, key, key_len);
     return false;
 }
 
@@ -347,9 +354,15 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
             }
         }
     }
-    if (n > cfg->user_status.max_users_per_request) {
-        command_fail(c, E_BAD_REQUEST, false, "too many users: %zu, at most %zu", n,
-                     cfg->user_status.max_users_per_request);
+    /* The limit holds for a whole request: a batch or legacy body cannot multiply it. */
+    if (n > cfg->user_status.max_users_per_request - ops->n) {
+        if (ops->n)
+            command_fail(c, E_BAD_REQUEST, false,
+                         "too many users: %zu in this request, at most %zu", ops->n + n,
+                         cfg->user_status.max_users_per_request);
+        else
+            command_fail(c, E_BAD_REQUEST, false, "too many users: %zu, at most %zu", n,
+                         cfg->user_status.max_users_per_request);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -442,12 +455,18 @@ static void free_ops(op_list *ops)
 /* JSON nesting accepted in a request; json-c's own limit is 32 as well. */
 #define JSON_MAX_DEPTH 32
 
+/* Commands in one batch or legacy body. With the users limit, it bounds the JSON values a
+ * request may hold (and so the memory json-c takes): users, plus a few per command. */
+#define MAX_COMMANDS_PER_REQUEST 1000
+#define JSON_VALUES_PER_COMMAND 16
+
 /* Parses a whole buffer as one strict JSON value into *out (NULL for a JSON null).
  * Returns 0, or -1 with a reason in why. */
-static int parse_json(const char *s, size_t len, json_object **out, char *why, size_t why_len)
+static int parse_json(const char *s, size_t len, size_t max_values, json_object **out,
+                      char *why, size_t why_len)
 {
     *out = NULL;
-    if (us_json_check(s, len, JSON_MAX_DEPTH, why, why_len) < 0)
+    if (us_json_check(s, len, JSON_MAX_DEPTH, max_values, why, why_len) < 0)
         return -1;
     json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
     if (!tok)
@@ -471,11 +490,11 @@ static int parse_json(const char *s, size_t len, json_object **out, char *why, s
 }
 
 /* A request body that must be a JSON object: the object, or NULL with a reason. */
-static json_object *parse_json_object(const char *s, size_t len, const char *what, char *why,
-                                      size_t why_len)
+static json_object *parse_json_object(const us_api *api, const char *s, size_t len,
+                                      const char *what, char *why, size_t why_len)
 {
     json_object *obj;
-    if (parse_json(s, len, &obj, why, why_len) < 0)
+    if (parse_json(s, len, api->max_json_values, &obj, why, why_len) < 0)
         return NULL;
     if (!obj || !json_object_is_type(obj, json_type_object)) {
         snprintf(why, why_len, "%s must be a JSON object", what);
@@ -490,7 +509,7 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
                           method_id m)
 {
     char why[128];
-    json_object *body = parse_json_object(req->body, req->body_len, "body", why, sizeof why);
+    json_object *body = parse_json_object(api, req->body, req->body_len, "body", why, sizeof why);
     if (!body) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
         count_command(api, m, NULL, E_BAD_REQUEST);
@@ -543,7 +562,7 @@ static void put_command_error(us_buf *b, const command *c)
 static void handle_batch(us_api *api, const us_http_request *req, us_http_response *resp)
 {
     char why[128];
-    json_object *body = parse_json_object(req->body, req->body_len, "body", why, sizeof why);
+    json_object *body = parse_json_object(api, req->body, req->body_len, "body", why, sizeof why);
     json_object *list = NULL;
     if (!body) {
         respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
@@ -563,6 +582,15 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
         return;
     }
     size_t n = json_object_array_length(list);
+    if (n > MAX_COMMANDS_PER_REQUEST) {
+        char why_n[64];
+        snprintf(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
+                 MAX_COMMANDS_PER_REQUEST);
+        respond_error(api, req, resp, E_BAD_REQUEST, 200, why_n);
+        count_command(api, M_UNKNOWN, "batch", E_BAD_REQUEST);
+        json_object_put(body);
+        return;
+    }
     command *cmds = us_xcalloc(n ? n : 1, sizeof *cmds);
     op_list ops = {0};
     for (size_t i = 0; i < n; i++)
@@ -614,6 +642,14 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
         count_command(api, M_UNKNOWN, NULL, E_BAD_REQUEST);
         return;
     }
+    if (n > MAX_COMMANDS_PER_REQUEST) {
+        char why_n[64];
+        snprintf(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
+                 MAX_COMMANDS_PER_REQUEST);
+        respond_error(api, req, resp, E_BAD_REQUEST, 200, why_n);
+        count_command(api, M_UNKNOWN, NULL, E_BAD_REQUEST);
+        return;
+    }
     command *cmds = us_xcalloc(n, sizeof *cmds);
     json_object **lines = us_xcalloc(n, sizeof *lines);
     op_list ops = {0};
@@ -629,7 +665,7 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
             continue;
         command *c = &cmds[k];
         char why[128];
-        json_object *obj = parse_json_object(q, (size_t)(le - q), "a command", why, sizeof why);
+        json_object *obj = parse_json_object(api, q, (size_t)(le - q), "a command", why, sizeof why);
         lines[k++] = obj;
         if (!obj) {
             command_fail(c, E_BAD_REQUEST, true, "%s", why);
@@ -664,7 +700,8 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
         us_buf_putc(&resp->body, '{');
         if (c->id) {
             us_buf_puts(&resp->body, "\"id\":");
-            us_buf_puts(&resp->body, json_object_to_json_string_ext(c->id, JSON_C_TO_STRING_PLAIN));
+            us_buf_puts(&resp->body, json_object_to_json_string_ext(c->id, JSON_C_TO_STRING_PLAIN |
+                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
             us_buf_putc(&resp->body, ',');
         }
         if (c->code) {
@@ -690,6 +727,8 @@ us_api *us_api_create(const us_config *cfg, us_store *store, char *err, size_t e
     api->cfg = cfg;
     api->store = store;
     api->prefix_len = strlen(cfg->http_api.handler_prefix);
+    api->max_json_values = cfg->user_status.max_users_per_request +
+                           (size_t)MAX_COMMANDS_PER_REQUEST * JSON_VALUES_PER_COMMAND + 64;
     if (cfg->user_status.state_regex && cfg->user_status.state_regex[0]) {
         int rc = regcomp(&api->state_re, cfg->user_status.state_regex, REG_EXTENDED | REG_NOSUB);
         if (rc != 0) {

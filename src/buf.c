@@ -113,6 +113,40 @@ void us_buf_put_i64(us_buf *b, int64_t v)
     us_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
+ * (no overlongs, no surrogates, nothing above U+10FFFF). n >= 1. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 void us_buf_put_json_str(us_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -122,14 +156,25 @@ void us_buf_put_json_str(us_buf *b, const char *s, size_t n)
     *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
-                ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
+        if (c >= 0x80) {
+            size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (len == 0) {
+                /* Not UTF-8 (a value another writer put in Redis): U+FFFD, as Go does,
+                 * so the response stays valid JSON. */
+                memcpy(o, "\xef\xbf\xbd", 3);
+                o += 3;
+            } else if (len == 3 && c == 0xe2 && (unsigned char)s[i + 1] == 0x80 &&
+                       ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
                 memcpy(o, (unsigned char)s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
                 o += 6;
-                i += 2;
-                continue;
+            } else {
+                memcpy(o, s + i, len);
+                o += len;
             }
+            i += len ? len - 1 : 0;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)c;
             continue;
         }
@@ -207,36 +252,9 @@ int us_secret_equal(const char *given, size_t given_len, const char *key, size_t
 int us_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + len > n)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq_len(s + i, n - i);
+        if (len == 0)
             return 0;
         i += len;
     }
@@ -324,10 +342,12 @@ static const char *check_number(const char *s, size_t n, size_t *i)
     return NULL;
 }
 
-int us_json_check(const char *s, size_t n, unsigned max_depth, char *why, size_t why_len)
+int us_json_check(const char *s, size_t n, unsigned max_depth, size_t max_values, char *why,
+                  size_t why_len)
 {
     char stack[256];          /* '{' or '[' per open container */
     unsigned depth = 0;
+    size_t values = 0;
     const char *err = NULL;
     size_t i = skip_ws(s, n, 0);
     if (max_depth > sizeof stack)
@@ -343,6 +363,11 @@ value:
     if (i >= n) {
         err = "truncated JSON";
         goto fail;
+    }
+    if (max_values && ++values > max_values) {
+        if (why && why_len)
+            snprintf(why, why_len, "more than %zu JSON values", max_values);
+        return -1;
     }
     switch (s[i]) {
     case '{':

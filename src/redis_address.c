@@ -200,11 +200,12 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
         return fail(err, err_len, "TLS (rediss://) is not supported");
     if (strncasecmp(s, "redis://", 8) == 0) {
         const char *p = s + 8;
-        const char *end = p + strcspn(p, "/?");
-        const char *at = NULL;
-        for (const char *q = p; q < end; q++)
-            if (*q == '@')
-                at = q; /* the last '@' ends the userinfo: passwords may contain '@' raw */
+        /* The last '@' of the whole string ends the userinfo: nothing after it (host,
+         * port, db, query) can hold one, and a password may hold '@', '/' or '?' raw.
+         * Looking only up to the first '/' or '?' would take part of such a password
+         * for the host and port, and quote it back in an error line. */
+        const char *at = strrchr(p, '@');
+        const char *end = (at ? at + 1 : p) + strcspn(at ? at + 1 : p, "/?");
         if (at) {
             const char *colon = memchr(p, ':', (size_t)(at - p));
             size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);

@@ -37,6 +37,12 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
     if (us_redis_address_parse(address, &node->addr, err, err_len) < 0)
         return -1;
     us_redis_address *a = &node->addr;
+    /* Cutting a credential short would only show later as a puzzling AUTH failure. */
+    if ((!a->user[0] && rc->user && strlen(rc->user) >= sizeof a->user) ||
+        (!a->password[0] && rc->password && strlen(rc->password) >= sizeof a->password)) {
+        snprintf(err, err_len, "user or password longer than %zu bytes", sizeof a->user - 1);
+        return -1;
+    }
     if (!a->user[0] && rc->user)
         snprintf(a->user, sizeof a->user, "%s", rc->user);
     if (!a->password[0] && rc->password)

@@ -364,11 +364,10 @@ static int sentinel_ping(us_topology *t, us_buf *report)
         shard *sh = &st->shards[s];
         watch_check(st, sh, s);
         if (!sh->have_master || sh->stale) {
-            /* A health check must tell the truth now, not wait out a back-off. */
-            for (size_t i = 0; i < sh->n_sentinels; i++)
-                sh->sentinels[i].retry_at_ms = 0;
-            sh->master.retry_at_ms = 0;
-            if (discover(st, s, true) < 0) {
+            /* The back-offs hold for health checks too: /health needs no key, and must
+             * not become a way to storm a dead node (§3.6). A back-off is 1 s at most,
+             * so the answer is never older than that. */
+            if (discover(st, s, false) < 0) {
                 char name[300];
                 snprintf(name, sizeof name, "sentinel master \"%s\" shard %zu", st->master_name,
                          s + 1);

@@ -152,7 +152,10 @@ static int64_t parse_ts(const redisReply *r)
     for (size_t i = 0; i < r->len; i++) {
         if (r->str[i] < '0' || r->str[i] > '9')
             return 0;
-        v = v * 10 + (r->str[i] - '0');
+        int d = r->str[i] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return 0; /* not a time anyone wrote on purpose: unknown */
+        v = v * 10 + d;
     }
     return v;
 }

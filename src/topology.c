@@ -147,8 +147,9 @@ void us_ping_report(us_buf *report, bool first, const char *name, const char *er
 
 int us_ping_node(us_redis_node *node, us_buf *report, bool first)
 {
-    /* A health check must tell the truth now, not wait out a back-off. */
-    node->retry_at_ms = 0;
+    /* The back-off holds for health checks too: /health needs no key, and must not
+     * become a way to storm a dead node (§3.6). A back-off is 1 s at most, so the
+     * answer is never older than that. */
     redisReply *r = us_redis_node_command(node, "PING");
     const char *error = NULL;
     if (!r)

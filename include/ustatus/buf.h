@@ -30,9 +30,10 @@ void us_buf_puts(us_buf *b, const char *s);
 void us_buf_putc(us_buf *b, char c);
 void us_buf_printf(us_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void us_buf_put_i64(us_buf *b, int64_t v);
-/* Appends a JSON string literal (with the quotes) for the bytes [s, s+n). Bytes >= 0x80
- * are copied as they are (callers pass valid UTF-8); control characters, '"' and '\\'
- * are escaped; U+2028/U+2029 are escaped too so the output is safe as JavaScript. */
+/* Appends a JSON string literal (with the quotes) for the bytes [s, s+n). Sequences
+ * of valid UTF-8 are copied as they are, each byte of an invalid sequence becomes U+FFFD
+ * (as Go's encoder does); control characters, '"' and '\\' are escaped; U+2028/U+2029
+ * are escaped too so the output is safe as JavaScript. */
 void us_buf_put_json_str(us_buf *b, const char *s, size_t n);
 void us_buf_reset(us_buf *b);  /* len = 0, keeps the memory */
 void us_buf_free(us_buf *b);   /* frees and re-initialises */
@@ -40,10 +41,13 @@ void us_buf_free(us_buf *b);   /* frees and re-initialises */
 char *us_buf_steal(us_buf *b, size_t *len);
 
 /* 0 when [s, s+n) is exactly one JSON value as RFC 8259 (and Go's encoding/json) define
- * it, with optional surrounding whitespace and at most max_depth nested arrays/objects;
- * -1 with a reason in why otherwise. json-c alone is laxer (single quotes, NaN, raw
- * control characters in strings), so requests are checked with this first. */
-int us_json_check(const char *s, size_t n, unsigned max_depth, char *why, size_t why_len);
+ * it, with optional surrounding whitespace, at most max_depth nested arrays/objects and
+ * at most max_values values in all (0 = no limit); -1 with a reason in why otherwise.
+ * json-c alone is laxer (single quotes, NaN, raw control characters in strings), and the
+ * value count bounds the memory json-c will take, so requests are checked with this
+ * first. */
+int us_json_check(const char *s, size_t n, unsigned max_depth, size_t max_values, char *why,
+                  size_t why_len);
 
 /* Why [s, s+len) cannot be stored as a user ID or state ("is empty", "is too long", "contains
  * a NUL character", "is not valid UTF-8"), or NULL when it can: 1..max bytes of UTF-8. */

@@ -25,7 +25,20 @@ _tmpdirs = []  # directories to remove at exit
 _configs = set()  # configuration files written: their metrics segments go at exit
 
 
+_cleanups = []  # functions to call at exit, for what is not a process of ours
+
+
+def on_exit(fn):
+    """Calls fn at exit, whatever happens (daemons that left our process tree)."""
+    _cleanups.append(fn)
+
+
 def _stop_all():
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - cleanup goes on whatever one step did
+            pass
     for p in list(_live):
         stop_process(p)
     for d in list(_tmpdirs):

@@ -532,6 +532,9 @@ class SpawnFcgi:
 
     def start(self, count=None):
         argv = self.argv()
+        # spawn-fcgi daemonises its children: they are not in our process tree, so they
+        # are stopped by their configuration path at exit if a test does not get to it.
+        h.on_exit(self.stop)
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
             raise AssertionError(f"spawn-fcgi failed: {r.stdout}{r.stderr}")

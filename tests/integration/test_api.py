@@ -364,6 +364,43 @@ class RedisOutage(unittest.TestCase):
         self.assertIn("redis", WEB.error_log())
 
 
+class HealthBackOff(unittest.TestCase):
+    def test_health_does_not_storm_a_dead_redis(self):
+        """/health needs no key: it must respect the connection back-off (SPEC §3.6)."""
+        import socket
+        import threading
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        accepted = []
+
+        def accept_and_close():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                accepted.append(time.monotonic())
+                conn.close()  # a Redis that accepts and hangs up at once
+
+        threading.Thread(target=accept_and_close, daemon=True).start()
+        conf = h.write_config(TMP, f"""
+http_api {{ key = "{KEY}" }}
+user_status {{ redis {{ address = "127.0.0.1:{listener.getsockname()[1]}" }} }}
+""", "health.conf")
+        with h.Lighttpd(conf, prefix="/health") as web:
+            t0 = time.monotonic()
+            for _ in range(40):
+                r = h.http(web.port, "GET", "/health")
+                self.assertEqual(r.status, 503)
+            elapsed = time.monotonic() - t0
+        listener.close()
+        # Back-off: 100 ms, doubling, at most 1 s; a few connects per second, never one
+        # per request.
+        self.assertLessEqual(len(accepted), 2 + int(elapsed / 0.1), (len(accepted), elapsed))
+        self.assertLess(len(accepted), 40)
+
+
 class Variants(unittest.TestCase):
     """Configuration variants, each run as plain CGI against the same Redis."""
 
@@ -488,6 +525,21 @@ class ConfigErrors(unittest.TestCase):
         self.assertEqual(r.returncode, 78)
         r = self.run_bin("-c", os.path.join(TMP, "missing.conf"))
         self.assertEqual(r.returncode, 78)
+
+    def test_long_password_refused_and_not_logged(self):
+        secret = "p" * 299 + "Z"
+        c = h.write_config(TMP, f'user_status {{ redis {{ password = "{secret}" }} }}\n',
+                           "longpw.conf")
+        r = self.run_bin("-c", c, "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("longer than 255 bytes", r.stderr)
+        self.assertNotIn("pZ", r.stderr)
+        # a password in a redis:// URL with '/' and '?' in it: never quoted back
+        r = self.run_bin("-c", CONF, "--check-config", env={
+            "USTATUS_USER_STATUS_REDIS_ADDRESS": "redis://default:s3cr/et?PW@127.0.0.1:99999"})
+        self.assertEqual(r.returncode, 78)
+        self.assertNotIn("s3cr", r.stderr)
+        self.assertNotIn("PW", r.stderr)
 
     def test_check_config_ok_and_version(self):
         r = self.run_bin("-c", CONF, "--check-config")

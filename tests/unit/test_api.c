@@ -254,8 +254,10 @@ START_TEST(test_auth_query_parameter)
         ck_assert_msg(resp.status == 200, "query \"%s\" rejected", good[i]);
         expect_json(200, RESULT_NO_STATUSES);
     }
+    /* A decoded NUL must not cut the value short: "secret%00x" is not the key. */
     const char *bad[] = {"api_key=wrong", "api_key=", "api_key", "xapi_key=secret", "apikey=secret",
-                         "key=secret", "api_key=secre", "api_key=secret1", ""};
+                         "key=secret", "api_key=secre", "api_key=secret1", "",
+                         "api_key=secret%00", "api_key=secret%00anything"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         us_http_request r = post("/api/get_user_status", "{\"users\":[]}");
         r.x_api_key = NULL;
@@ -532,6 +534,61 @@ START_TEST(test_too_many_users)
     /* Duplicates count: the limit is on the request's size. */
     call("/api/delete_user_status", "{\"users\":[\"1\",\"1\",\"1\",\"1\"]}", 200,
          ERR_BAD("too many users: 4, at most 3"));
+}
+END_TEST
+
+START_TEST(test_too_many_users_in_a_request)
+{
+    /* A batch or a legacy body cannot multiply the limit: it holds for the request. */
+    open_api("key = \"secret\"", "max_users_per_request = 3");
+    call("/api/batch",
+         "{\"commands\":[{\"get_user_status\":{\"users\":[\"1\",\"2\"]}},"
+         "{\"get_user_status\":{\"users\":[\"3\",\"4\"]}},"
+         "{\"get_user_status\":{\"users\":[\"5\"]}}]}",
+         200,
+         "{\"replies\":[{\"error\":{\"code\":100,\"message\":\"internal server error\"}},"
+         "{\"error\":{\"code\":107,\"message\":\"bad request\",\"details\":"
+         "\"too many users: 4 in this request, at most 3\"}},"
+         "{\"error\":{\"code\":100,\"message\":\"internal server error\"}}]}");
+    call("/api",
+         "{\"id\":1,\"method\":\"get_user_status\",\"params\":{\"users\":[\"1\",\"2\",\"3\"]}}\n"
+         "{\"id\":2,\"method\":\"get_user_status\",\"params\":{\"users\":[\"4\"]}}",
+         200,
+         "{\"id\":1,\"error\":{\"code\":100,\"message\":\"internal server error\"}}\n"
+         "{\"id\":2,\"error\":{\"code\":107,\"message\":\"bad request\",\"details\":"
+         "\"too many users: 4 in this request, at most 3\"}}");
+}
+END_TEST
+
+START_TEST(test_too_many_commands_and_values)
+{
+    open_default();
+    us_buf b = US_BUF_INIT;
+    us_buf_puts(&b, "{\"commands\":[");
+    for (int i = 0; i < 1001; i++)
+        us_buf_puts(&b, i ? ",{}" : "{}");
+    us_buf_puts(&b, "]}");
+    call("/api/batch", b.data, 200, ERR_BAD("too many commands: 1001, at most 1000"));
+    us_buf_reset(&b);
+    for (int i = 0; i < 1001; i++)
+        us_buf_puts(&b, "{}\n");
+    call("/api", b.data, 200, ERR_BAD("too many commands: 1001, at most 1000"));
+    /* Values are counted before json-c builds anything: 10000 users + 16 per command + 64. */
+    us_buf_reset(&b);
+    us_buf_puts(&b, "{\"users\":[");
+    for (int i = 0; i < 26100; i++)
+        us_buf_puts(&b, i ? ",0" : "0");
+    us_buf_puts(&b, "]}");
+    call("/api/get_user_status", b.data, 400, ERR_BAD("more than 26064 JSON values"));
+    us_buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_legacy_id_echoed_as_sent)
+{
+    open_default();
+    call("/api", "{\"id\":\"a/b\",\"method\":\"get_user_status\",\"params\":{\"users\":[]}}", 200,
+         "{\"id\":\"a/b\",\"result\":{\"statuses\":[]}}");
 }
 END_TEST
 
@@ -922,6 +979,9 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_user_id_rules);
     tcase_add_test(tc, test_user_id_length);
     tcase_add_test(tc, test_too_many_users);
+    tcase_add_test(tc, test_too_many_users_in_a_request);
+    tcase_add_test(tc, test_too_many_commands_and_values);
+    tcase_add_test(tc, test_legacy_id_echoed_as_sent);
     tcase_add_test(tc, test_state_rules);
     tcase_add_test(tc, test_state_regex);
     suite_add_tcase(s, tc);

@@ -189,8 +189,20 @@ START_TEST(test_json_line_separators)
     ck_assert_json_str("\xe2\x80\xa8", "\"\\u2028\"");
     ck_assert_json_str("\xe2\x80\xa9", "\"\\u2029\"");
     ck_assert_json_str("a\xe2\x80\xa8" "b\xe2\x80\xa9" "c", "\"a\\u2028b\\u2029c\"");
-    /* A sequence cut short at the end of the input is copied, not read past. */
-    ck_assert_json_str("x\xe2\x80", "\"x\xe2\x80\"");
+    /* A sequence cut short at the end of the input is not read past: each of its bytes
+     * is invalid UTF-8 and becomes U+FFFD. */
+    ck_assert_json_str("x\xe2\x80", "\"x\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+END_TEST
+
+/* Values written by someone else (a state put in Redis by hand) may not be UTF-8; the
+ * answer must stay valid JSON, as Go's encoder keeps it: U+FFFD per invalid byte. */
+START_TEST(test_json_invalid_utf8_replaced)
+{
+    ck_assert_json_str("\xff\xfe", "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+    ck_assert_json_str("a\xc0\x80" "b", "\"a\xef\xbf\xbd\xef\xbf\xbd" "b\"");
+    ck_assert_json_str("\xed\xa0\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    ck_assert_json_str("ok\xc3\xa9\x80", "\"ok\xc3\xa9\xef\xbf\xbd\"");
 }
 END_TEST
 
@@ -393,7 +405,7 @@ END_TEST
 static int json_ok(const char *s)
 {
     char why[128] = "";
-    return us_json_check(s, strlen(s), 32, why, sizeof why) == 0;
+    return us_json_check(s, strlen(s), 32, 0, why, sizeof why) == 0;
 }
 
 START_TEST(test_json_check_valid)
@@ -428,17 +440,21 @@ START_TEST(test_json_check_depth_and_reasons)
     memset(deep, '[', 33);
     memset(deep + 33, ']', 33);
     deep[66] = '\0';
-    ck_assert_int_eq(us_json_check(deep, 66, 32, why, sizeof why), -1);
+    ck_assert_int_eq(us_json_check(deep, 66, 32, 0, why, sizeof why), -1);
     ck_assert_str_eq(why, "invalid JSON at byte 32: JSON nested too deeply");
-    ck_assert_int_eq(us_json_check(deep + 1, 64, 32, why, sizeof why), 0);
-    ck_assert_int_eq(us_json_check("", 0, 32, why, sizeof why), -1);
+    ck_assert_int_eq(us_json_check(deep + 1, 64, 32, 0, why, sizeof why), 0);
+    ck_assert_int_eq(us_json_check("", 0, 32, 0, why, sizeof why), -1);
     ck_assert_str_eq(why, "empty body");
-    ck_assert_int_eq(us_json_check("{\"a\":[1", 7, 32, why, sizeof why), -1);
+    ck_assert_int_eq(us_json_check("{\"a\":[1", 7, 32, 0, why, sizeof why), -1);
     ck_assert_str_eq(why, "truncated JSON");
-    ck_assert_int_eq(us_json_check("{\"a\":1}x", 8, 32, why, sizeof why), -1);
+    ck_assert_int_eq(us_json_check("{\"a\":1}x", 8, 32, 0, why, sizeof why), -1);
     ck_assert_str_eq(why, "invalid JSON at byte 7: unexpected data after the JSON value");
+    /* every value counts, containers and keys' values alike; keys do not */
+    ck_assert_int_eq(us_json_check("{\"a\":[1,2]}", 11, 32, 4, why, sizeof why), 0);
+    ck_assert_int_eq(us_json_check("{\"a\":[1,2,3]}", 13, 32, 4, why, sizeof why), -1);
+    ck_assert_str_eq(why, "more than 4 JSON values");
     /* the length is respected: what follows is not looked at */
-    ck_assert_int_eq(us_json_check("{}garbage", 2, 32, why, sizeof why), 0);
+    ck_assert_int_eq(us_json_check("{}garbage", 2, 32, 0, why, sizeof why), 0);
 }
 END_TEST
 
@@ -460,6 +476,7 @@ static Suite *buf_suite(void)
     tcase_add_test(tc, test_json_control_chars);
     tcase_add_test(tc, test_json_passthrough);
     tcase_add_test(tc, test_json_line_separators);
+    tcase_add_test(tc, test_json_invalid_utf8_replaced);
     tcase_add_test(tc, test_json_worst_case_size);
     tcase_add_test(tc, test_json_appends);
     suite_add_tcase(s, tc);

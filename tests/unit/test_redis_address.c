@@ -156,6 +156,25 @@ START_TEST(test_redis_url_minimal)
 END_TEST
 
 /* Password-only (the requirepass form) and user-only userinfo. */
+START_TEST(test_redis_url_password_with_slash_and_question_mark)
+{
+    /* Generated passwords hold '/' and '?' raw; none of it may become host or port, or be
+     * quoted back in an error line. */
+    parse_ok("redis://default:s3cr/etPW@127.0.0.1:6379");
+    assert_tcp("127.0.0.1", 6379);
+    ck_assert_str_eq(addr.user, "default");
+    ck_assert_str_eq(addr.password, "s3cr/etPW");
+    parse_ok("redis://u:pa?ss@h:1/2?io_timeout=2s");
+    assert_tcp("h", 1);
+    ck_assert_str_eq(addr.password, "pa?ss");
+    ck_assert_int_eq(addr.db, 2);
+    ck_assert_int_eq(addr.io_timeout_ms, 2000);
+    const char *why = parse_fail("redis://u:s3cr/et@h:99999");
+    ck_assert_ptr_null(strstr(why, "s3cr"));
+    ck_assert_ptr_null(strstr(why, "et"));
+}
+END_TEST
+
 START_TEST(test_redis_url_userinfo_forms)
 {
     parse_ok("redis://:secret@host:1");
@@ -383,6 +402,7 @@ static Suite *redis_address_suite(void)
     Suite *s = suite_create("redis_address");
     TCase *tc = tcase_create("accepted");
     tcase_add_test(tc, test_host_port);
+    tcase_add_test(tc, test_redis_url_password_with_slash_and_question_mark);
     tcase_add_test(tc, test_host_alone_default_port);
     tcase_add_test(tc, test_tcp_scheme);
     tcase_add_test(tc, test_ipv6);
