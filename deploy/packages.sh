@@ -1,11 +1,15 @@
 #!/bin/sh
 # The Debian packages ustatus needs, in one place for the quickstart, the tests and CI.
-# Usage: deploy/packages.sh build|run|test   prints the list; with --install installs it.
+# Usage: deploy/packages.sh build|run|test|bench   prints the list; with --install installs it.
 set -e
 build="build-essential autoconf automake pkg-config libhiredis-dev libfcgi-dev libjson-c-dev libconfuse-dev libssl-dev check"
 run="redis-server lighttpd curl"
 # The tests start real servers of every kind ustatus runs with.
 test="$build $run python3 libfcgi-bin spawn-fcgi redis-sentinel redis-tools apache2 libapache2-mod-fcgid nginx openssl chromium"
+
+# The benchmark suite (tests/bench/run) loads the servers with wrk and counts
+# instructions with valgrind.
+bench="$test wrk valgrind"
 
 list=""
 install=0
@@ -13,17 +17,18 @@ for arg in "$@"; do
     case "$arg" in
     build) list="$list $build" ;;
     run) list="$list $run" ;;
-    test)
-        list="$list $test"
+    test | bench)
+        if [ "$arg" = bench ]; then list="$list $bench"; else list="$list $test"; fi
         # The browser test drives chromium with playwright-core from npm. Debian's npm
         # conflicts with a nodejs from elsewhere (the machine image's): only when missing.
         command -v npm >/dev/null 2>&1 || list="$list nodejs npm"
         ;;
     --install) install=1 ;;
-    *) echo "usage: $0 build|run|test [--install]" >&2; exit 64 ;;
+    *) echo "usage: $0 build|run|test|bench [--install]" >&2; exit 64 ;;
     esac
 done
 if [ "$install" = 0 ]; then
+    # shellcheck disable=SC2086 # one package per word
     echo $list
     exit 0
 fi
@@ -44,4 +49,5 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     $SUDO chmod +x /usr/sbin/policy-rc.d
     trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
+# shellcheck disable=SC2086 # one package per word
 $SUDO apt-get install -y -qq --no-install-recommends $missing
