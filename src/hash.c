@@ -31,14 +31,29 @@ size_t us_shard_index(const char *user, size_t user_len, size_t shards)
     return (size_t)us_jump_hash(us_fnv1a64(user, user_len), (int32_t)shards);
 }
 
-uint16_t us_crc16(const char *buf, size_t len)
+/* CRC16-CCITT (XMODEM), a byte at a time from a table built on first use: the bitwise
+ * loop cost 2 k instructions per key, which a 1000-user request on a Cluster pays per user. */
+static uint16_t crc16_table[256];
+static int crc16_ready;
+
+static void crc16_init(void)
 {
-    uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+    for (unsigned b = 0; b < 256; b++) {
+        uint16_t crc = (uint16_t)(b << 8);
         for (int k = 0; k < 8; k++)
             crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        crc16_table[b] = crc;
     }
+    crc16_ready = 1;
+}
+
+uint16_t us_crc16(const char *buf, size_t len)
+{
+    if (!crc16_ready)
+        crc16_init();
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++)
+        crc = (uint16_t)(crc << 8) ^ crc16_table[((crc >> 8) ^ (unsigned char)buf[i]) & 0xff];
     return crc;
 }
 

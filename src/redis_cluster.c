@@ -648,6 +648,8 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
 {
     cluster_topology *ct = us_xcalloc(1, sizeof *ct);
     ct->base.vt = &cluster_vt;
+    ct->base.n_shards = rc->cluster_address_count;
+    ct->base.by_slot = true;
     ct->clusters = us_xcalloc(rc->cluster_address_count, sizeof *ct->clusters);
     ct->n_clusters = rc->cluster_address_count;
     for (size_t c = 0; c < rc->cluster_address_count; c++) {

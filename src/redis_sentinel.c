@@ -422,6 +422,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
     }
     sentinel_topology *st = us_xcalloc(1, sizeof *st);
     st->base.vt = &sentinel_vt;
+    st->base.n_shards = rc->sentinel_address_count;
     st->master_name = us_xstrdup(rc->sentinel_master_name);
     st->shards = us_xcalloc(rc->sentinel_address_count, sizeof *st->shards);
     st->groups = us_xcalloc(rc->sentinel_address_count, sizeof *st->groups);

@@ -43,6 +43,13 @@ int us_topology_ping(us_topology *t, us_buf *report)
     return t->vt->ping(t, report);
 }
 
+uint64_t us_topology_affinity(const us_topology *t, const char *user, size_t user_len,
+                              const char *key, size_t key_len)
+{
+    uint64_t shard = us_shard_index(user, user_len, t->n_shards);
+    return t->by_slot ? shard << 14 | us_cluster_slot(key, key_len) : shard;
+}
+
 size_t us_topology_node_count(const us_topology *t)
 {
     return t->vt->node_count(t);
@@ -225,6 +232,7 @@ us_topology *us_topology_static_create(const us_redis_config *rc, char *err, siz
     }
     static_topology *st = us_xcalloc(1, sizeof *st);
     st->base.vt = &static_vt;
+    st->base.n_shards = rc->address_count;
     st->nodes = us_xcalloc(rc->address_count, sizeof *st->nodes);
     st->groups = us_xcalloc(rc->address_count, sizeof *st->groups);
     for (size_t i = 0; i < rc->address_count; i++) {

@@ -147,6 +147,10 @@ typedef struct us_topology_vt {
 
 struct us_topology {
     const us_topology_vt *vt;
+    /* What decides where a key goes, for us_topology_affinity: the user ID over
+     * n_shards shards (jump hash), then, for Redis Cluster, the key's slot. */
+    size_t n_shards;
+    bool by_slot;
 };
 
 us_topology *us_topology_static_create(const us_redis_config *rc, char *err, size_t err_len);

@@ -10,6 +10,7 @@
 #define USTATUS_TOPOLOGY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hiredis/hiredis.h>
 
@@ -48,6 +49,12 @@ void us_redis_cmds_clear(us_redis_cmd *cmds, size_t n);
  * both cases appends a JSON array of {"node":"host:port","ok":bool,"error":"..."} to
  * report when report is not NULL. */
 int us_topology_ping(us_topology *t, us_buf *report);
+
+/* Commands whose keys have the same affinity always go to the same node, and may be
+ * sent as one multi-key command (a Redis Cluster requires one slot: the slot is part of
+ * the affinity there). user is what client-side sharding hashes, key the Redis key. */
+uint64_t us_topology_affinity(const us_topology *t, const char *user, size_t user_len,
+                              const char *key, size_t key_len);
 
 /* Number of nodes (shards / masters) currently known. */
 size_t us_topology_node_count(const us_topology *t);

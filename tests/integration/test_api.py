@@ -255,6 +255,42 @@ class Semantics(unittest.TestCase):
         self.assertEqual(REDIS.command("EXISTS", key_of("n")), 1)
         self.assertEqual(REDIS.command("TTL", key_of("n2")), EXPIRE_S)
 
+    def test_one_script_call_per_group_of_users(self):
+        # Redis runs the update script once per 100 users of a node, not once per user.
+        def evalsha_calls():
+            for line in REDIS.cli("INFO", "commandstats").splitlines():
+                if line.startswith("cmdstat_evalsha:"):
+                    return int(line.split("calls=")[1].split(",")[0])
+            return 0
+        api("update_user_status", {"users": ["warm"]})  # the script is loaded
+        before = evalsha_calls()
+        users = [f"g{i}" for i in range(250)]
+        self.assertEqual(api("update_user_status", {"users": users, "state": "x"}).body,
+                         b'{"result":{}}')
+        self.assertEqual(evalsha_calls() - before, 3)
+        for u in users:
+            self.assertEqual(REDIS.command("TTL", key_of(u)), EXPIRE_S)
+            self.assertEqual(REDIS.command("HGET", key_of(u), "state"), b"x")
+
+    def test_order_kept_inside_a_request(self):
+        # Writes are grouped only where no get or delete stands between them.
+        body = {"commands": [
+            {"update_user_status": {"users": ["o1", "o2"]}},
+            {"delete_user_status": {"users": ["o1"]}},
+            {"get_user_status": {"users": ["o1", "o2"]}},
+            {"update_user_online": {"users": ["o1"]}},
+            {"update_user_status": {"users": ["o2"], "state": "s"}},
+            {"get_user_status": {"users": ["o1", "o2"]}},
+        ]}
+        rep = h.http(WEB.port, "POST", "/api/batch", body, AUTH).json()["replies"]
+        first = rep[2]["get_user_status"]["statuses"]
+        self.assertEqual(first[0], {"user": "o1"})
+        self.assertIn("active", first[1])
+        last = rep[5]["get_user_status"]["statuses"]
+        self.assertIn("online", last[0])
+        self.assertNotIn("active", last[0])
+        self.assertEqual(last[1]["state"], "s")
+
     def test_empty_users(self):
         self.assertEqual(api("update_user_status", {"users": []}).body, b'{"result":{}}')
         self.assertEqual(api("get_user_status", {"users": []}).body,
