@@ -230,6 +230,18 @@ static int64_t entry_last_ms(const throttle_entry *e)
     return m;
 }
 
+/* True when this process wrote the same thing less than min_update_interval ago
+ * (SPEC §6). With an interval of one second or less (the default), a write in a new
+ * wall-clock second always goes through: stored timestamps are whole seconds, so then
+ * a skipped write changes nothing but the expiry, and `active` stays exact to the second.
+ * A longer interval is the operator trading that precision for fewer writes. */
+static bool fresh(const us_client *c, int64_t last, int64_t now)
+{
+    if (last <= 0 || now < last || now - last >= c->min_interval_ms)
+        return false;
+    return c->min_interval_ms > 1000 || last / 1000 == now / 1000;
+}
+
 static throttle_entry *throttle_find(us_client *c, const char *user, size_t len, uint64_t h)
 {
     for (unsigned i = 0; i < THROTTLE_PROBE; i++) {
@@ -251,7 +263,7 @@ static throttle_entry *throttle_take(us_client *c, const char *user, size_t len,
     throttle_entry *victim = NULL;
     for (unsigned i = 0; i < THROTTLE_PROBE; i++) {
         throttle_entry *s = &c->slots[(h + i) & (THROTTLE_SLOTS - 1)];
-        if (!s->user || entry_last_ms(s) / 1000 < now / 1000) {
+        if (!s->user || !fresh(c, entry_last_ms(s), now)) {
             victim = s;
             break;
         }
@@ -265,12 +277,6 @@ static throttle_entry *throttle_take(us_client *c, const char *user, size_t len,
     victim->user_len = len;
     victim->hash = h;
     return victim;
-}
-
-/* True when a write at `now` would store exactly what the last one did. */
-static bool fresh(const us_client *c, int64_t last, int64_t now)
-{
-    return last > 0 && now >= last && now - last < c->min_interval_ms && last / 1000 == now / 1000;
 }
 
 static bool throttle_skip(us_client *c, const write_req *w, int64_t now)

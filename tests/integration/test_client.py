@@ -90,7 +90,7 @@ def claims_for(user, **extra):
 # ---- servers ----
 
 def setUpModule():
-    global REDIS, WEB, TMP, KEYS, CONF, CONF_ZERO, WEB_ZERO
+    global REDIS, WEB, TMP, KEYS, CONF, CONF_ZERO, WEB_ZERO, WEB_LONG
     TMP = h.make_tmpdir("ustatus-client-")
     KEYS = {}
     for name, args in (("rsa", ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
@@ -105,11 +105,13 @@ def setUpModule():
     CONF_ZERO = config("zero.json", client={"min_update_interval": "0"})
     WEB = web(CONF)
     WEB_ZERO = web(CONF_ZERO)
+    WEB_LONG = web(config("long.json", client={"min_update_interval": "1m"}))
 
 
 def tearDownModule():
     WEB.stop()
     WEB_ZERO.stop()
+    WEB_LONG.stop()
     REDIS.stop()
     shutil.rmtree(TMP, ignore_errors=True)
 
@@ -549,6 +551,27 @@ class MinimumInterval(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertGreaterEqual(int(stored(user)["active"]), int(t2))
         self.assertGreater(int(stored(user)["active"]), active)
+
+    def test_longer_interval_skips_across_seconds(self):
+        # Over one second the interval is the operator's: no write again within it, even
+        # in a new second (SPEC §6), and the stored time is that of the write.
+        user = Unique.user("long")
+        tok = make_token("HS256", claims_for(user), SECRET)
+        warm(WEB_LONG.port)
+        before = eval_calls()
+        r = client_call("/client/update_user_status", tok, port=WEB_LONG.port)
+        self.assertEqual(r.status, 200)
+        first = int(stored(user)["active"])
+        time.sleep(1.05 - (time.time() % 1.0))
+        r = client_call("/client/update_user_status", tok, port=WEB_LONG.port)
+        self.assertEqual((r.status, r.body), (200, OK))
+        self.assertEqual(eval_calls() - before, 1)
+        self.assertEqual(int(stored(user)["active"]), first)
+        # a changed state is a different write: it goes through
+        r = client_call("/client/update_user_status", tok, body=b'{"state":"away"}',
+                        port=WEB_LONG.port)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(stored(user)["state"], "away")
 
     def test_per_user(self):
         users = [Unique.user("peruser") for _ in range(5)]
