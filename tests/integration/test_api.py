@@ -437,6 +437,70 @@ user_status {{ redis {{ address = "127.0.0.1:{listener.getsockname()[1]}" }} }}
         self.assertLess(len(accepted), 40)
 
 
+class Addresses(unittest.TestCase):
+    """SPEC §3.1 against a Redis that wants a password: a unix socket, and a redis:// URL
+    with an ACL user, a db and timeouts; AUTH and SELECT on every new connection."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sock = os.path.join(h.make_tmpdir("ustatus-unix-"), "redis.sock")
+        cls.redis = h.Redis(args=["--unixsocket", cls.sock, "--unixsocketperm", "700",
+                                  "--requirepass", "default-pw",
+                                  "--user", "alice", "on", ">alice-pw", "~*", "+@all"])
+        # Redis.start() PINGs without a password: start by hand and wait for the port.
+        cls.redis.proc = h.start_process(
+            [h.which("redis-server"), "--port", str(cls.redis.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", cls.redis.dir] + cls.redis.args,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        h.wait_port(cls.redis.port, proc=cls.redis.proc)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def cli(self, db, *args):
+        r = subprocess.run([h.which("redis-cli"), "-p", str(self.redis.port), "-a",
+                            "default-pw", "--no-auth-warning", "-n", str(db), *args],
+                           capture_output=True, text=True, timeout=20)
+        return r.stdout.strip()
+
+    def conf(self, name, redis):
+        return h.write_config(TMP, f'http_api {{ key = "{KEY}" }}\n'
+                                   f'user_status {{ redis {{ {redis} prefix = "ad" }} }}\n', name)
+
+    def update(self, conf, user):
+        return h.cgi(conf, path="/api/update_user_status", body={"users": [user]},
+                     headers={"X-API-Key": KEY})
+
+    def test_unix_socket_with_password(self):
+        c = self.conf("unix.conf", f'address = "unix://{self.sock}" password = "default-pw"')
+        r = self.update(c, "u1")
+        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
+        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u1"), "1")
+
+    def test_redis_url_acl_user_db_and_timeouts(self):
+        c = self.conf("url.conf", f'address = "redis://alice:alice-pw@127.0.0.1:{self.redis.port}'
+                                  f'/3?connect_timeout=500ms&io_timeout=2s"')
+        r = self.update(c, "u2")
+        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
+        self.assertEqual(self.cli(3, "EXISTS", "ad.user_status.u2"), "1")
+        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u2"), "0")
+        # the section's user/password/db options do the same as the URL
+        c = self.conf("opts.conf", f'address = "127.0.0.1:{self.redis.port}" user = "alice" '
+                                   f'password = "alice-pw" db = 5')
+        self.assertEqual(self.update(c, "u3").body, b'{"result":{}}')
+        self.assertEqual(self.cli(5, "EXISTS", "ad.user_status.u3"), "1")
+
+    def test_wrong_password_is_error_100_and_not_logged(self):
+        c = self.conf("badpw.conf", f'address = "redis://alice:wrong-secret@127.0.0.1:'
+                                    f'{self.redis.port}"')
+        r = self.update(c, "u4")
+        self.assertEqual(r.body, b'{"error":{"code":100,"message":"internal server error"}}')
+        self.assertIn("AUTH failed", r.stderr)
+        self.assertNotIn("wrong-secret", r.stderr)
+        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u4"), "0")
+
+
 class Variants(unittest.TestCase):
     """Configuration variants, each run as plain CGI against the same Redis."""
 
