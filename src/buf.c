@@ -228,6 +228,27 @@ char *us_buf_steal(us_buf *b, size_t *len)
     return p;
 }
 
+void us_set_msg(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+int us_fail(char *buf, size_t len, const char *fmt, ...)
+{
+    if (buf && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 const char *us_text_check(const char *s, size_t len, size_t max)
 {
     if (len == 0)

@@ -2,27 +2,13 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/config.h"
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static int hexval(int c)
 {
@@ -86,17 +72,17 @@ static int parse_hostport(const char *s, size_t n, us_redis_address *out, char *
     size_t port_len = 0;
 
     if (n == 0)
-        return fail(err, err_len, "missing host");
+        return us_fail(err, err_len, "missing host");
     if (s[0] == '[') {
         const char *close = memchr(s, ']', n);
         if (!close)
-            return fail(err, err_len, "unterminated IPv6 literal");
+            return us_fail(err, err_len, "unterminated IPv6 literal");
         host = s + 1;
         host_len = (size_t)(close - host);
         size_t rest = n - (size_t)(close + 1 - s);
         if (rest > 0) {
             if (close[1] != ':')
-                return fail(err, err_len, "unexpected text after IPv6 literal");
+                return us_fail(err, err_len, "unexpected text after IPv6 literal");
             port = close + 2;
             port_len = rest - 1;
         }
@@ -105,7 +91,7 @@ static int parse_hostport(const char *s, size_t n, us_redis_address *out, char *
         for (size_t i = 0; i < n; i++)
             if (s[i] == ':') {
                 if (colon)
-                    return fail(err, err_len, "IPv6 address must be in brackets");
+                    return us_fail(err, err_len, "IPv6 address must be in brackets");
                 colon = s + i;
             }
         if (colon) {
@@ -117,13 +103,13 @@ static int parse_hostport(const char *s, size_t n, us_redis_address *out, char *
         }
     }
     if (host_len == 0)
-        return fail(err, err_len, "missing host");
+        return us_fail(err, err_len, "missing host");
     if (host_len >= sizeof out->host)
-        return fail(err, err_len, "host name too long");
+        return us_fail(err, err_len, "host name too long");
     for (size_t i = 0; i < host_len; i++) {
         unsigned char c = (unsigned char)host[i];
         if (c <= ' ' || c == '/' || c == '@' || c == '?' || c == '#' || c >= 0x7f)
-            return fail(err, err_len, "invalid character in host");
+            return us_fail(err, err_len, "invalid character in host");
     }
     memcpy(out->host, host, host_len);
     out->host[host_len] = '\0';
@@ -132,7 +118,7 @@ static int parse_hostport(const char *s, size_t n, us_redis_address *out, char *
         size_t l = port_len < sizeof tmp - 1 ? port_len : sizeof tmp - 1;
         memcpy(tmp, port, l);
         tmp[l] = '\0';
-        return fail(err, err_len, "invalid port \"%s\"", tmp);
+        return us_fail(err, err_len, "invalid port \"%s\"", tmp);
     }
     return 0;
 }
@@ -141,33 +127,33 @@ static int parse_query(const char *q, us_redis_address *out, char *err, size_t e
 {
     char buf[512];
     if (strlen(q) >= sizeof buf)
-        return fail(err, err_len, "query string too long");
+        return us_fail(err, err_len, "query string too long");
     strcpy(buf, q);
     char *save = NULL;
     for (char *kv = strtok_r(buf, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
         if (!eq)
-            return fail(err, err_len, "query parameter \"%s\" has no value", kv);
+            return us_fail(err, err_len, "query parameter \"%s\" has no value", kv);
         *eq = '\0';
         const char *v = eq + 1;
         int64_t ms;
         if (strcmp(kv, "connect_timeout") == 0 || strcmp(kv, "dial_timeout") == 0) {
             if (us_duration_parse_ms(v, &ms) < 0)
-                return fail(err, err_len, "invalid connect_timeout \"%s\"", v);
+                return us_fail(err, err_len, "invalid connect_timeout \"%s\"", v);
             out->connect_timeout_ms = ms;
         } else if (strcmp(kv, "io_timeout") == 0) {
             if (us_duration_parse_ms(v, &ms) < 0)
-                return fail(err, err_len, "invalid io_timeout \"%s\"", v);
+                return us_fail(err, err_len, "invalid io_timeout \"%s\"", v);
             out->io_timeout_ms = ms;
         } else if (strcmp(kv, "db") == 0) {
             char *end;
             errno = 0;
             long db = strtol(v, &end, 10);
             if (errno || *v == '\0' || *end || db < 0 || db > 1000000)
-                return fail(err, err_len, "invalid db \"%s\"", v);
+                return us_fail(err, err_len, "invalid db \"%s\"", v);
             out->db = (int)db;
         } else {
-            return fail(err, err_len, "unknown query parameter \"%s\"", kv);
+            return us_fail(err, err_len, "unknown query parameter \"%s\"", kv);
         }
     }
     return 0;
@@ -180,16 +166,16 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
     out->connect_timeout_ms = -1;
     out->io_timeout_ms = -1;
     if (!s || !*s)
-        return fail(err, err_len, "empty address");
+        return us_fail(err, err_len, "empty address");
 
     if (strncasecmp(s, "unix:", 5) == 0) {
         const char *p = s + 5;
         if (strncmp(p, "//", 2) == 0)
             p += 2;
         if (*p != '/')
-            return fail(err, err_len, "unix socket path must be absolute");
+            return us_fail(err, err_len, "unix socket path must be absolute");
         if (strlen(p) >= sizeof out->path)
-            return fail(err, err_len, "unix socket path too long");
+            return us_fail(err, err_len, "unix socket path too long");
         out->kind = US_ADDR_UNIX;
         strcpy(out->path, p);
         return 0;
@@ -197,7 +183,7 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
     if (strncasecmp(s, "tcp://", 6) == 0)
         return parse_hostport(s + 6, strlen(s + 6), out, err, err_len);
     if (strncasecmp(s, "rediss://", 9) == 0)
-        return fail(err, err_len, "TLS (rediss://) is not supported");
+        return us_fail(err, err_len, "TLS (rediss://) is not supported");
     if (strncasecmp(s, "redis://", 8) == 0) {
         const char *p = s + 8;
         /* The last '@' of the whole string ends the userinfo: nothing after it (host,
@@ -210,10 +196,10 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
             const char *colon = memchr(p, ':', (size_t)(at - p));
             size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
             if (pct_decode(p, ulen, out->user, sizeof out->user) < 0)
-                return fail(err, err_len, "invalid user in redis URL");
+                return us_fail(err, err_len, "invalid user in redis URL");
             if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), out->password,
                                     sizeof out->password) < 0)
-                return fail(err, err_len, "invalid password in redis URL");
+                return us_fail(err, err_len, "invalid password in redis URL");
             p = at + 1;
         }
         if (parse_hostport(p, (size_t)(end - p), out, err, err_len) < 0)
@@ -226,14 +212,14 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
                 char db[16];
                 size_t l = (size_t)(dend - p);
                 if (l >= sizeof db)
-                    return fail(err, err_len, "invalid db in redis URL");
+                    return us_fail(err, err_len, "invalid db in redis URL");
                 memcpy(db, p, l);
                 db[l] = '\0';
                 char *e;
                 errno = 0;
                 long v = strtol(db, &e, 10);
                 if (errno || *e || v < 0 || v > 1000000 || !isdigit((unsigned char)db[0]))
-                    return fail(err, err_len, "invalid db \"%s\"", db);
+                    return us_fail(err, err_len, "invalid db \"%s\"", db);
                 out->db = (int)v;
             }
             p = dend;
@@ -243,7 +229,7 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
         return 0;
     }
     if (strstr(s, "://"))
-        return fail(err, err_len, "unsupported address scheme");
+        return us_fail(err, err_len, "unsupported address scheme");
     return parse_hostport(s, strlen(s), out, err, err_len);
 }
 

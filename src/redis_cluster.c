@@ -38,20 +38,6 @@
 
 /* ---- replies (pure functions) ---- */
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
     if (len == 0 || len > 10)
@@ -113,7 +99,7 @@ int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_
     *out = NULL;
     *skipped = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY)
-        return fail(err, err_len, "CLUSTER SLOTS: not an array");
+        return us_fail(err, err_len, "CLUSTER SLOTS: not an array");
     us_slot_range *ranges = us_xcalloc(r->elements ? r->elements : 1, sizeof *ranges);
     unsigned char seen[US_CLUSTER_SLOTS / 8];
     memset(seen, 0, sizeof seen);
@@ -124,19 +110,19 @@ int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_
             e->element[0]->type != REDIS_REPLY_INTEGER ||
             e->element[1]->type != REDIS_REPLY_INTEGER ||
             e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2) {
-            fail(err, err_len, "CLUSTER SLOTS: malformed entry %zu", i + 1);
+            us_fail(err, err_len, "CLUSTER SLOTS: malformed entry %zu", i + 1);
             goto fail;
         }
         long long start = e->element[0]->integer, stop = e->element[1]->integer;
         if (start < 0 || stop >= US_CLUSTER_SLOTS || start > stop) {
-            fail(err, err_len, "CLUSTER SLOTS: bad slot range %lld-%lld", start, stop);
+            us_fail(err, err_len, "CLUSTER SLOTS: bad slot range %lld-%lld", start, stop);
             goto fail;
         }
         const redisReply *master = e->element[2];
         const redisReply *ep = master->element[0], *port = master->element[1];
         if ((ep->type != REDIS_REPLY_STRING && ep->type != REDIS_REPLY_NIL) ||
             port->type != REDIS_REPLY_INTEGER || port->integer < 1 || port->integer > 65535) {
-            fail(err, err_len, "CLUSTER SLOTS: bad master address for slots %lld-%lld", start,
+            us_fail(err, err_len, "CLUSTER SLOTS: bad master address for slots %lld-%lld", start,
                  stop);
             goto fail;
         }
@@ -150,12 +136,12 @@ int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_
         if (!host[0])
             host = asked_host ? asked_host : "";
         if (!host[0] || strlen(host) >= sizeof ranges[n].host) {
-            fail(err, err_len, "CLUSTER SLOTS: no usable host for slots %lld-%lld", start, stop);
+            us_fail(err, err_len, "CLUSTER SLOTS: no usable host for slots %lld-%lld", start, stop);
             goto fail;
         }
         for (long long s = start; s <= stop; s++) {
             if (seen[s / 8] & (1u << (s % 8))) {
-                fail(err, err_len, "CLUSTER SLOTS: slot %lld listed twice", s);
+                us_fail(err, err_len, "CLUSTER SLOTS: slot %lld listed twice", s);
                 goto fail;
             }
             seen[s / 8] |= (unsigned char)(1u << (s % 8));
@@ -167,7 +153,7 @@ int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_
         n++;
     }
     if (n == 0) {
-        fail(err, err_len, "CLUSTER SLOTS: no slot is served by a reachable master");
+        us_fail(err, err_len, "CLUSTER SLOTS: no slot is served by a reachable master");
         goto fail;
     }
     *out = ranges;

@@ -130,14 +130,6 @@ void us_strv_free(char **v, size_t n)
     free(v);
 }
 
-void us_set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
 void us_ping_report(us_buf *report, bool first, const char *name, const char *error)
 {
     if (!report)

@@ -90,13 +90,10 @@ int64_t us_now_ms(void);
 void us_group_by_shard(const us_redis_cmd *cmds, size_t n, us_pipeline_group *groups,
                        size_t n_shards, size_t *idx);
 
-/* The one truncating setter for messages kept in a struct (errors, names): a message cut
- * short is better than a message missing. */
-void us_set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Health reports (us_topology_ping): appends one {"node":..,"ok":..,"error":..} entry
  * (a ',' before it unless first; nothing when report is NULL). us_ping_node PINGs the
- * node first, ignoring its back-off, and returns 0 when it answered. */
+ * node first (within its back-off: a node backing off is reported unreachable) and
+ * returns 0 when it answered. */
 void us_ping_report(us_buf *report, bool first, const char *name, const char *error);
 int us_ping_node(us_redis_node *node, us_buf *report, bool first);
 

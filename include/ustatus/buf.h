@@ -49,6 +49,13 @@ char *us_buf_steal(us_buf *b, size_t *len);
 int us_json_check(const char *s, size_t n, unsigned max_depth, size_t max_values, char *why,
                   size_t why_len);
 
+/* The one truncating setter for a message buffer (errors, names): a message cut short is
+ * better than a message missing. buf may be NULL (then nothing is written). */
+void us_set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* us_set_msg, then returns -1: for "return us_fail(err, err_len, ...)". */
+int us_fail(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Why [s, s+len) cannot be stored as a user ID or state ("is empty", "is too long", "contains
  * a NUL character", "is not valid UTF-8"), or NULL when it can: 1..max bytes of UTF-8. */
 const char *us_text_check(const char *s, size_t len, size_t max);
