@@ -392,6 +392,9 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
 
 /* ---- writing replies ---- */
 
+/* Fixed text without a strlen per call: put_result runs these once per status. */
+#define PUT_LITERAL(b, lit) us_buf_append((b), (lit), sizeof(lit) - 1)
+
 /* The result object of a command that succeeded, e.g. {"statuses":[...]} or {}. */
 static void put_result(us_buf *b, const command *c, const us_op *ops)
 {
@@ -399,23 +402,23 @@ static void put_result(us_buf *b, const command *c, const us_op *ops)
         us_buf_puts(b, "{}");
         return;
     }
-    us_buf_puts(b, "{\"statuses\":[");
+    PUT_LITERAL(b, "{\"statuses\":[");
     for (size_t i = 0; i < c->op_count; i++) {
         const us_op *op = &ops[c->op_start + i];
         if (i)
             us_buf_putc(b, ',');
-        us_buf_puts(b, "{\"user\":");
+        PUT_LITERAL(b, "{\"user\":");
         us_buf_put_json_str(b, op->user, op->user_len);
         if (op->status.active) {
-            us_buf_puts(b, ",\"active\":");
+            PUT_LITERAL(b, ",\"active\":");
             us_buf_put_i64(b, op->status.active);
         }
         if (op->status.online) {
-            us_buf_puts(b, ",\"online\":");
+            PUT_LITERAL(b, ",\"online\":");
             us_buf_put_i64(b, op->status.online);
         }
         if (op->status.state) {
-            us_buf_puts(b, ",\"state\":");
+            PUT_LITERAL(b, ",\"state\":");
             us_buf_put_json_str(b, op->status.state, op->status.state_len);
         }
         us_buf_putc(b, '}');

@@ -110,7 +110,15 @@ void us_buf_put_i64(us_buf *b, int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    us_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+    /* Called twice per status in a get: straight into the buffer, without
+     * us_buf_append's call and memcpy of a few bytes. */
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    us_buf_reserve(b, n);
+    char *o = b->data + b->len;
+    for (size_t i = 0; i < n; i++)
+        o[i] = p[i];
+    b->len += n;
+    b->data[b->len] = '\0';
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one

@@ -309,7 +309,8 @@ static int64_t parse_ts(const redisReply *r)
         if (r->str[i] < '0' || r->str[i] > '9')
             return 0;
         int d = r->str[i] - '0';
-        if (v > (INT64_MAX - d) / 10)
+        /* Up to 18 digits cannot overflow, so only the 19th pays for a division. */
+        if (i == 18 && v > (INT64_MAX - d) / 10)
             return 0; /* not a time anyone wrote on purpose: unknown */
         v = v * 10 + d;
     }
