@@ -296,6 +296,77 @@ static void ops_push(op_list *ops, const us_op *op)
     ops->v[ops->n++] = *op;
 }
 
+/* The checks shared by both parsers, on the candidate operations ops[c->op_start..]
+ * (one per user, only user and user_len set) and the state when one was given (a
+ * string: sv, sl). In the order of SPEC §1.3 as Centrifugo does them: state, the users
+ * limit, each user ID. Fills in the operations, or fails c and drops them. */
+static void finish_params(us_api *api, command *c, op_list *ops, const char *sv, size_t sl)
+{
+    const us_config *cfg = api->cfg;
+    size_t n = ops->n - c->op_start;
+    us_op proto = {0};
+    if (c->method == M_UPDATE && sv) {
+        if (sl == 0) {
+            proto.state_mode = US_STATE_CLEAR;
+        } else {
+            const char *why = us_text_check(sv, sl, US_STATE_MAX_BYTES);
+            if (why) {
+                command_fail(c, E_BAD_REQUEST, false, "state %s", why);
+                goto fail;
+            }
+            if (api->has_state_re) {
+                /* regexec needs a C string; the fast parser's state is not one. */
+                char z[US_STATE_MAX_BYTES + 1];
+                memcpy(z, sv, sl);
+                z[sl] = '\0';
+                if (regexec(&api->state_re, z, 0, NULL, 0) != 0) {
+                    command_fail(c, E_BAD_REQUEST, false, "state does not match state_regex");
+                    goto fail;
+                }
+            }
+            proto.state_mode = US_STATE_SET;
+            proto.state = sv;
+            proto.state_len = sl;
+        }
+    }
+    /* The limit holds for a whole request: a batch or legacy body cannot multiply it. */
+    if (n > cfg->user_status.max_users_per_request - c->op_start) {
+        if (c->op_start)
+            command_fail(c, E_BAD_REQUEST, false,
+                         "too many users: %zu in this request, at most %zu", c->op_start + n,
+                         cfg->user_status.max_users_per_request);
+        else
+            command_fail(c, E_BAD_REQUEST, false, "too many users: %zu, at most %zu", n,
+                         cfg->user_status.max_users_per_request);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const us_op *op = &ops->v[c->op_start + i];
+        const char *why = us_text_check(op->user, op->user_len, US_USER_ID_MAX_BYTES);
+        if (why) {
+            command_fail(c, E_BAD_REQUEST, false, "users[%zu] %s", i, why);
+            goto fail;
+        }
+    }
+    switch (c->method) {
+    case M_GET: proto.kind = US_OP_GET; break;
+    case M_DELETE: proto.kind = US_OP_DELETE; break;
+    case M_UPDATE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ACTIVE; break;
+    case M_ONLINE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ONLINE; break;
+    case M_UNKNOWN: goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        us_op *op = &ops->v[c->op_start + i];
+        proto.user = op->user;
+        proto.user_len = op->user_len;
+        *op = proto;
+    }
+    c->op_count = n;
+    return;
+fail:
+    ops->n = c->op_start;
+}
+
 /* Validates params for method m and appends its operations. On a problem, c->code is
  * set and nothing is appended. */
 static void parse_params(us_api *api, command *c, json_object *params, op_list *ops)
@@ -326,7 +397,8 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
             command_fail(c, E_BAD_REQUEST, true, "users[%zu] is not a string", i);
             return;
         }
-    us_op proto = {0};
+    const char *sv = NULL;
+    size_t sl = 0;
     if (c->method == M_UPDATE) {
         json_object *state = NULL;
         if (json_object_object_get_ex(params, "state", &state) && state != NULL) {
@@ -334,60 +406,115 @@ static void parse_params(us_api *api, command *c, json_object *params, op_list *
                 command_fail(c, E_BAD_REQUEST, true, "state must be a string");
                 return;
             }
-            const char *sv = json_object_get_string(state);
-            size_t sl = (size_t)json_object_get_string_len(state);
-            if (sl == 0) {
-                proto.state_mode = US_STATE_CLEAR;
+            sv = json_object_get_string(state);
+            sl = (size_t)json_object_get_string_len(state);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(users, i);
+        us_op op = {.user = json_object_get_string(u),
+                    .user_len = (size_t)json_object_get_string_len(u)};
+        ops_push(ops, &op);
+    }
+    finish_params(api, c, ops, sv, sl);
+}
+
+/* ---- the common direct call without json-c ---- */
+
+static size_t ws_skip(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* A string at s[*i] == '"' with no escape in it: its bytes are the value, and can be
+ * borrowed from the body. False for anything else. */
+static bool plain_string(const char *s, size_t n, size_t *i, const char **p, size_t *len)
+{
+    if (*i >= n || s[*i] != '"')
+        return false;
+    const char *start = s + *i + 1;
+    const char *q = memchr(start, '"', n - *i - 1);
+    if (!q || memchr(start, '\\', (size_t)(q - start)))
+        return false;
+    *p = start;
+    *len = (size_t)(q - start);
+    *i = (size_t)(q - s) + 1;
+    return true;
+}
+
+/* Parses the body of a direct call when it has the plain shape nearly every client sends:
+ * {"users":["..."...], "state":"..."} with each key at most once, no other key and no
+ * escapes in any string. Pushes one candidate operation per user (user bytes borrowed
+ * from the body) and returns true; returns false, having pushed nothing, for any other
+ * body, which then takes the json-c path with all its checks and messages. The body has
+ * passed us_json_check: its syntax is known to be right. */
+static bool parse_plain_direct(command *c, const char *s, size_t n, op_list *ops,
+                               const char **sv, size_t *sl)
+{
+    bool have_users = false, have_state = false;
+    size_t i = ws_skip(s, n, 0);
+    c->op_start = ops->n;
+    c->op_count = 0;
+    *sv = NULL;
+    *sl = 0;
+    if (i >= n || s[i] != '{')
+        goto other;
+    i = ws_skip(s, n, i + 1);
+    if (i < n && s[i] == '}')
+        goto other; /* no users: json-c's path says so */
+    for (;;) {
+        const char *key;
+        size_t key_len;
+        if (!plain_string(s, n, &i, &key, &key_len))
+            goto other;
+        i = ws_skip(s, n, i);
+        i = ws_skip(s, n, i + 1); /* the ':' */
+        if (key_len == 5 && memcmp(key, "users", 5) == 0 && !have_users) {
+            have_users = true;
+            if (i >= n || s[i] != '[')
+                goto other;
+            i = ws_skip(s, n, i + 1);
+            if (i < n && s[i] == ']') {
+                i++;
             } else {
-                const char *why = us_text_check(sv, sl, US_STATE_MAX_BYTES);
-                if (why) {
-                    command_fail(c, E_BAD_REQUEST, false, "state %s", why);
-                    return;
+                for (;;) {
+                    us_op op = {0};
+                    if (!plain_string(s, n, &i, &op.user, &op.user_len))
+                        goto other;
+                    ops_push(ops, &op);
+                    i = ws_skip(s, n, i);
+                    if (i < n && s[i] == ',') {
+                        i = ws_skip(s, n, i + 1);
+                        continue;
+                    }
+                    i++; /* the ']' */
+                    break;
                 }
-                if (api->has_state_re && regexec(&api->state_re, sv, 0, NULL, 0) != 0) {
-                    command_fail(c, E_BAD_REQUEST, false, "state does not match state_regex");
-                    return;
-                }
-                proto.state_mode = US_STATE_SET;
-                proto.state = sv;
-                proto.state_len = sl;
             }
+        } else if (key_len == 5 && memcmp(key, "state", 5) == 0 && !have_state) {
+            have_state = true;
+            if (!plain_string(s, n, &i, sv, sl))
+                goto other;
+        } else {
+            goto other;
         }
-    }
-    /* The limit holds for a whole request: a batch or legacy body cannot multiply it. */
-    if (n > cfg->user_status.max_users_per_request - ops->n) {
-        if (ops->n)
-            command_fail(c, E_BAD_REQUEST, false,
-                         "too many users: %zu in this request, at most %zu", ops->n + n,
-                         cfg->user_status.max_users_per_request);
-        else
-            command_fail(c, E_BAD_REQUEST, false, "too many users: %zu, at most %zu", n,
-                         cfg->user_status.max_users_per_request);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_object *u = json_object_array_get_idx(users, i);
-        const char *why = us_text_check(json_object_get_string(u),
-                                     (size_t)json_object_get_string_len(u), US_USER_ID_MAX_BYTES);
-        if (why) {
-            command_fail(c, E_BAD_REQUEST, false, "users[%zu] %s", i, why);
-            return;
+        i = ws_skip(s, n, i);
+        if (i < n && s[i] == ',') {
+            i = ws_skip(s, n, i + 1);
+            continue;
         }
+        break; /* the '}' */
     }
-    switch (c->method) {
-    case M_GET: proto.kind = US_OP_GET; break;
-    case M_DELETE: proto.kind = US_OP_DELETE; break;
-    case M_UPDATE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ACTIVE; break;
-    case M_ONLINE: proto.kind = US_OP_WRITE; proto.fields = US_FIELD_ONLINE; break;
-    case M_UNKNOWN: return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_object *u = json_object_array_get_idx(users, i);
-        proto.user = json_object_get_string(u);
-        proto.user_len = (size_t)json_object_get_string_len(u);
-        ops_push(ops, &proto);
-    }
-    c->op_count = n;
+    if (!have_users)
+        goto other;
+    return true;
+other:
+    ops->n = c->op_start;
+    *sv = NULL;
+    *sl = 0;
+    return false;
 }
 
 /* ---- writing replies ---- */
@@ -512,15 +639,29 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
                           method_id m)
 {
     char why[128];
-    json_object *body = parse_json_object(api, req->body, req->body_len, "body", why, sizeof why);
-    if (!body) {
-        respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
-        count_command(api, m, NULL, E_BAD_REQUEST);
-        return;
-    }
     command c = {.method = m};
     op_list ops = {0};
-    parse_params(api, &c, body, &ops);
+    json_object *body = NULL;
+    const char *sv;
+    size_t sl;
+    /* json-c builds an object per user that is thrown away at once; the plain body most
+     * clients send is read in place. Only a well-formed body with every field of the
+     * right type goes that way, so errors keep json-c's path and wording. */
+    if (api->cfg->user_status.enabled &&
+        us_json_check(req->body, req->body_len, JSON_MAX_DEPTH, api->max_json_values, NULL,
+                      0) == 0 &&
+        parse_plain_direct(&c, req->body, req->body_len, &ops, &sv, &sl)) {
+        finish_params(api, &c, &ops, m == M_UPDATE ? sv : NULL, sl);
+    } else {
+        body = parse_json_object(api, req->body, req->body_len, "body", why, sizeof why);
+        if (!body) {
+            respond_error(api, req, resp, E_BAD_REQUEST, 400, why);
+            count_command(api, m, NULL, E_BAD_REQUEST);
+            free(ops.v);
+            return;
+        }
+        parse_params(api, &c, body, &ops);
+    }
     run_ops(api, &ops);
     settle(&c, ops.v);
     count_command(api, m, NULL, c.code);
