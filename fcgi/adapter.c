@@ -147,10 +147,21 @@ int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
     us_metrics_http_response(resp->status);
     us_buf *h = &a->head;
     us_buf_reset(h);
-    us_buf_printf(h, "Status: %d %s\r\n", resp->status, reason_phrase(resp->status));
-    if (resp->content_type)
-        us_buf_printf(h, "Content-Type: %s\r\n", resp->content_type);
-    us_buf_printf(h, "Content-Length: %zu\r\n", resp->body.len);
+    /* Every response pays for its head: plain appends, not a vsnprintf (run twice by
+     * us_buf_printf) per line. */
+    us_buf_append(h, "Status: ", 8);
+    us_buf_put_i64(h, resp->status);
+    us_buf_putc(h, ' ');
+    us_buf_puts(h, reason_phrase(resp->status));
+    us_buf_append(h, "\r\n", 2);
+    if (resp->content_type) {
+        us_buf_append(h, "Content-Type: ", 14);
+        us_buf_puts(h, resp->content_type);
+        us_buf_append(h, "\r\n", 2);
+    }
+    us_buf_append(h, "Content-Length: ", 16);
+    us_buf_put_i64(h, (int64_t)resp->body.len);
+    us_buf_append(h, "\r\n", 2);
     if (resp->headers.len)
         us_buf_append(h, resp->headers.data, resp->headers.len);
     us_buf_puts(h, "\r\n");
