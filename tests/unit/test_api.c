@@ -584,6 +584,29 @@ START_TEST(test_too_many_commands_and_values)
 }
 END_TEST
 
+/* The plain body most clients send is read in place; anything else takes json-c's path.
+ * Both must mean the same thing. */
+START_TEST(test_plain_and_json_c_bodies_agree)
+{
+    open_default();
+    /* a repeated key: the last one counts, as json-c (and Go) read it */
+    call("/api/get_user_status", "{\"users\":[\"x\"],\"users\":[]}", 200, RESULT_NO_STATUSES);
+    /* an escape in a user ID is decoded: "\u0062" is "b", so this reaches Redis (down) */
+    call("/api/get_user_status", "{\"users\":[\"a\\u0062\"]}", 200, ERR_INTERNAL);
+    /* state is ignored by get; unknown keys are ignored */
+    call("/api/get_user_status", "{\"state\":\"x\",\"users\":[]}", 200, RESULT_NO_STATUSES);
+    call("/api/get_user_status", " { \"users\" : [ ] , \"x\" : 1 } ", 200, RESULT_NO_STATUSES);
+    /* the state rules hold on both paths */
+    call("/api/update_user_status", "{\"users\":[\"1\"],\"state\":\"\"}", 200, ERR_INTERNAL);
+    call("/api/update_user_status", "{\"users\":[],\"state\":5}", 400,
+         ERR_BAD("state must be a string"));
+    call("/api/update_user_status", "{\"users\":[\"\"]}", 200, ERR_BAD("users[0] is empty"));
+    call("/api/update_user_status", "{\"users\":[\"1\",2]}", 400,
+         ERR_BAD("users[1] is not a string"));
+    call("/api/update_user_status", "{\"users\":null}", 200, ERR_BAD("users is required"));
+}
+END_TEST
+
 START_TEST(test_legacy_id_echoed_as_sent)
 {
     open_default();
@@ -982,6 +1005,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_too_many_users_in_a_request);
     tcase_add_test(tc, test_too_many_commands_and_values);
     tcase_add_test(tc, test_legacy_id_echoed_as_sent);
+    tcase_add_test(tc, test_plain_and_json_c_bodies_agree);
     tcase_add_test(tc, test_state_rules);
     tcase_add_test(tc, test_state_regex);
     suite_add_tcase(s, tc);
