@@ -538,11 +538,11 @@ static void put_result(us_buf *b, const command *c, const us_op *ops)
         us_buf_put_json_str(b, op->user, op->user_len);
         if (op->status.active) {
             PUT_LITERAL(b, ",\"active\":");
-            us_buf_put_i64(b, op->status.active);
+            us_buf_append(b, op->status.active, op->status.active_len);
         }
         if (op->status.online) {
             PUT_LITERAL(b, ",\"online\":");
-            us_buf_put_i64(b, op->status.online);
+            us_buf_append(b, op->status.online, op->status.online_len);
         }
         if (op->status.state) {
             PUT_LITERAL(b, ",\"state\":");
@@ -576,9 +576,9 @@ static void run_ops(us_api *api, op_list *ops)
         us_store_exec(api->store, ops->v, ops->n, now_s());
 }
 
-static void free_ops(op_list *ops)
+static void free_ops(us_api *api, op_list *ops)
 {
-    us_store_ops_clear(ops->v, ops->n);
+    us_store_ops_clear(api->store, ops->v, ops->n);
     free(ops->v);
 }
 
@@ -674,7 +674,7 @@ static void handle_direct(us_api *api, const us_http_request *req, us_http_respo
         put_result(&resp->body, &c, ops.v);
         us_buf_putc(&resp->body, '}');
     }
-    free_ops(&ops);
+    free_ops(api, &ops);
     json_object_put(body);
 }
 
@@ -760,7 +760,7 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
         us_buf_putc(&resp->body, '}');
     }
     us_buf_puts(&resp->body, "]}");
-    free_ops(&ops);
+    free_ops(api, &ops);
     free(cmds);
     json_object_put(body);
 }
@@ -856,7 +856,7 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
         }
         us_buf_putc(&resp->body, '}');
     }
-    free_ops(&ops);
+    free_ops(api, &ops);
     for (size_t i = 0; i < n; i++)
         json_object_put(lines[i]);
     free(lines);

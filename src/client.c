@@ -333,7 +333,7 @@ static int write_status(us_client *c, const write_req *w, int64_t now)
         .state_len = w->state_len,
     };
     int rc = us_store_exec(c->store, &op, 1, now / 1000);
-    us_store_ops_clear(&op, 1);
+    us_store_ops_clear(c->store, &op, 1);
     if (rc != 0 || op.failed)
         return -1;
     throttle_record(c, w, now);

@@ -66,11 +66,18 @@ struct us_store {
     size_t *order;             /* a run of writes, sorted by affinity */
     plan_cmd *plan;
     us_redis_cmd *cmds;
+    size_t held;               /* cmds[0..held) keep the replies the last statuses borrow */
 };
 
 /* SHA1 of the script, computed here rather than asked of Redis: EVALSHA must work on the
  * first request of a fresh worker without a SCRIPT LOAD round trip. */
 static void sha1_hex(const char *data, size_t len, char out[41]);
+
+static void release_replies(us_store *s)
+{
+    us_redis_cmds_clear(s->cmds, s->held);
+    s->held = 0;
+}
 
 us_store *us_store_create(const us_config *cfg, char *err, size_t err_len)
 {
@@ -94,6 +101,7 @@ void us_store_free(us_store *s)
 {
     if (!s)
         return;
+    release_replies(s);
     us_topology_free(s->topology);
     free(s->prefix);
     us_buf_free(&s->arena);
@@ -111,10 +119,10 @@ int us_store_ping(us_store *s, us_buf *report)
     return us_topology_ping(s->topology, report);
 }
 
-void us_store_ops_clear(us_op *ops, size_t n)
+void us_store_ops_clear(us_store *s, us_op *ops, size_t n)
 {
+    release_replies(s);
     for (size_t i = 0; i < n; i++) {
-        free(ops[i].status.state);
         memset(&ops[i].status, 0, sizeof ops[i].status);
         ops[i].failed = false;
     }
@@ -300,21 +308,32 @@ static bool reply_is_error(const redisReply *r, const char *prefix)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
-static int64_t parse_ts(const redisReply *r)
+/* The timestamp of a reply as the digits to print, borrowed. Unknown (NULL) unless it is
+ * 1..19 ASCII digits whose value fits int64 and is not 0: a value that does not fit is
+ * not a time anyone wrote on purpose. The digits go into the JSON as they are, so the
+ * leading zeros JSON forbids are skipped rather than the value parsed and printed. */
+static void take_ts(const redisReply *r, const char **out, size_t *out_len)
 {
+    *out = NULL;
+    *out_len = 0;
     if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 19)
-        return 0;
-    int64_t v = 0;
-    for (size_t i = 0; i < r->len; i++) {
-        if (r->str[i] < '0' || r->str[i] > '9')
-            return 0;
-        int d = r->str[i] - '0';
-        /* Up to 18 digits cannot overflow, so only the 19th pays for a division. */
-        if (i == 18 && v > (INT64_MAX - d) / 10)
-            return 0; /* not a time anyone wrote on purpose: unknown */
-        v = v * 10 + d;
+        return;
+    const char *p = r->str;
+    size_t n = r->len;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return;
+    /* Same length, digits only: byte order is numeric order. */
+    if (n == 19 && memcmp(p, "9223372036854775807", 19) > 0)
+        return;
+    while (n && *p == '0') {
+        p++;
+        n--;
     }
-    return v;
+    if (n == 0)
+        return;
+    *out = p;
+    *out_len = n;
 }
 
 static void take_result(us_op *op, const redisReply *r, bool *logged)
@@ -341,20 +360,20 @@ static void take_result(us_op *op, const redisReply *r, bool *logged)
         op->failed = true;
         return;
     }
-    op->status.active = parse_ts(r->element[0]);
-    op->status.online = parse_ts(r->element[1]);
+    take_ts(r->element[0], &op->status.active, &op->status.active_len);
+    take_ts(r->element[1], &op->status.online, &op->status.online_len);
     const redisReply *st = r->element[2];
     if (st->type == REDIS_REPLY_STRING) {
-        op->status.state = us_xstrndup(st->str, st->len);
+        op->status.state = st->str;
         op->status.state_len = st->len;
     }
 }
 
 int us_store_exec(us_store *s, us_op *ops, size_t n, int64_t now_s)
 {
+    us_store_ops_clear(s, ops, n);
     if (n == 0)
         return 0;
-    us_store_ops_clear(ops, n);
     reserve_ops(s, n);
     size_t ncmd = plan_request(s, ops, n, now_s, false);
     us_topology_exec(s->topology, s->cmds, ncmd);
@@ -381,7 +400,7 @@ int us_store_exec(us_store *s, us_op *ops, size_t n, int64_t now_s)
         if (ops[i].failed)
             rc = -1;
     }
-    us_redis_cmds_clear(s->cmds, ncmd);
+    s->held = ncmd; /* the statuses borrow from these replies */
     return rc;
 }
 

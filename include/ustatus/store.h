@@ -23,10 +23,19 @@ typedef enum { US_OP_GET = 0, US_OP_WRITE, US_OP_DELETE } us_op_kind;
 
 typedef enum { US_STATE_KEEP = 0, US_STATE_SET, US_STATE_CLEAR } us_state_mode;
 
+/* What a US_OP_GET found. Nothing here is copied: every pointer borrows bytes of the
+ * store's Redis replies, which the store keeps until the next us_store_exec or
+ * us_store_ops_clear on the same store, so a caller writes its response first and
+ * clears after. The bytes are not NUL-terminated; use the lengths. */
 typedef struct us_status {
-    int64_t active;            /* 0 = unknown */
-    int64_t online;            /* 0 = unknown */
-    char *state;               /* NULL = unknown; owned, freed by us_store_ops_clear */
+    /* Decimal Unix seconds, ready to be copied into JSON as an integer: 1..19 digits
+     * without a leading zero, a positive value that fits int64. NULL = unknown (absent,
+     * 0, or not such a number). */
+    const char *active;
+    size_t active_len;
+    const char *online;
+    size_t online_len;
+    const char *state;         /* NULL = unknown; any bytes */
     size_t state_len;
 } us_status;
 
@@ -50,11 +59,12 @@ typedef struct us_store us_store;
 us_store *us_store_create(const us_config *cfg, char *err, size_t err_len);
 
 /* Executes ops[0..n) at time now_s (Unix seconds), all in one exchange per Redis node.
- * Returns 0 when every op succeeded, -1 when at least one has failed = true. */
+ * Returns 0 when every op succeeded, -1 when at least one has failed = true. Ends the
+ * life of the statuses of the previous call (see us_status). */
 int us_store_exec(us_store *s, us_op *ops, size_t n, int64_t now_s);
 
-/* Frees results held by ops (status.state) and resets the out fields. */
-void us_store_ops_clear(us_op *ops, size_t n);
+/* Resets the out fields of ops and frees the Redis replies their statuses borrowed. */
+void us_store_ops_clear(us_store *s, us_op *ops, size_t n);
 
 /* Health: PING every node; see us_topology_ping. */
 int us_store_ping(us_store *s, us_buf *report);

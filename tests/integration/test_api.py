@@ -197,6 +197,35 @@ class Semantics(unittest.TestCase):
         self.assertIn("active", st())
         self.assertEqual(REDIS.command("HEXISTS", key_of("s1"), "state"), 0)
 
+    def test_odd_stored_timestamps(self):
+        # Someone else wrote these fields: only a positive int64 in decimal is a time, and
+        # it is sent as a valid JSON integer (no leading zeros) whatever its stored form.
+        cases = [
+            ("007", b"7"),
+            ("0000000000000000001", b"1"),  # 19 characters
+            ("9223372036854775807", b"9223372036854775807"),
+            ("9223372036854775808", None),
+            ("99999999999999999999", None),
+            ("00000000000000000001", None),  # 20 characters
+            ("0", None),
+            ("000", None),
+            ("", None),
+            ("12a", None),
+            ("-5", None),
+            (" 5", None),
+        ]
+        for stored, sent in cases:
+            with self.subTest(stored=stored):
+                REDIS.command("DEL", key_of("ts"))
+                REDIS.command("HSET", key_of("ts"), "active", stored, "online", stored)
+                r = api("get_user_status", {"users": ["ts"]})
+                if sent is None:
+                    want = b'{"result":{"statuses":[{"user":"ts"}]}}'
+                else:
+                    want = (b'{"result":{"statuses":[{"user":"ts","active":' + sent +
+                            b',"online":' + sent + b'}]}}')
+                self.assertEqual(r.body, want)
+
     def test_delete_removes_everything(self):
         api("update_user_status", {"users": ["d1", "d2"], "state": "x"})
         api("update_user_online", {"users": ["d1"]})
