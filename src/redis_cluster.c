@@ -320,7 +320,7 @@ static int refresh_from(cluster_topology *ct, size_t c, uint32_t id)
             rc = install_map(ct, c, ranges, (size_t)n, skipped, node->name);
         free(ranges);
     }
-    freeReplyObject(r);
+    us_reply_free(r);
     return rc;
 }
 
@@ -513,7 +513,7 @@ static bool take_replies(cluster_topology *ct, us_redis_cmd *cmds, size_t n_grou
             } else {
                 pause = true;
             }
-            freeReplyObject(r);
+            us_reply_free(r);
             cmds[i].reply = NULL;
             s->node = to;
             s->asking = redirect && rd.ask;

@@ -30,6 +30,94 @@ static struct timeval ms_to_tv(int64_t ms)
     return tv;
 }
 
+/* ---- reply objects ----
+ * hiredis's own functions take two allocations per object (the object, then its string
+ * or its element vector), and a get reads four objects per user. Here each object is
+ * one allocation with its bytes or its vector behind it. The fields mean what they mean
+ * in hiredis (strings stay NUL-terminated, an empty array has no vector), so code that
+ * reads replies is unchanged; only freeing differs: us_reply_free. */
+
+static void attach(const redisReadTask *task, redisReply *r)
+{
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+}
+
+static redisReply *new_reply(const redisReadTask *task, int type, size_t extra)
+{
+    redisReply *r = malloc(sizeof *r + extra);
+    if (!r)
+        return NULL; /* hiredis reports it as out of memory */
+    *r = (redisReply){.type = type};
+    attach(task, r);
+    return r;
+}
+
+static void *reply_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r = new_reply(task, task->type, len + 1);
+    if (!r)
+        return NULL;
+    r->str = (char *)(r + 1);
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *reply_array(const redisReadTask *task, int elements)
+{
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    redisReply *r = new_reply(task, REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
+    if (!r)
+        return NULL;
+    if (n) {
+        /* A reply cut short by an error is freed with the slots not yet filled. */
+        r->element = (redisReply **)(r + 1);
+        memset(r->element, 0, n * sizeof(redisReply *));
+    }
+    r->elements = n;
+    return r;
+}
+
+static void *reply_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = new_reply(task, REDIS_REPLY_INTEGER, 0);
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+static void *reply_nil(const redisReadTask *task)
+{
+    return new_reply(task, REDIS_REPLY_NIL, 0);
+}
+
+void us_reply_free(redisReply *r)
+{
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            us_reply_free(r->element[i]);
+    free(r);
+}
+
+static void reply_free(void *r)
+{
+    us_reply_free(r);
+}
+
+static redisReplyObjectFunctions reply_functions = {
+    .createString = reply_string,
+    .createArray = reply_array,
+    .createInteger = reply_integer,
+    .createNil = reply_nil,
+    .freeObject = reply_free,
+};
+
 int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_config *rc,
                        char *err, size_t err_len)
 {
@@ -107,7 +195,7 @@ static int handshake(us_redis_node *node)
                          r ? r->str : node->ctx->errstr);
             goto fail;
         }
-        freeReplyObject(r);
+        us_reply_free(r);
     }
     if (a->db > 0) {
         r = redisCommand(node->ctx, "SELECT %d", a->db);
@@ -115,7 +203,7 @@ static int handshake(us_redis_node *node)
             note_failure(node, "SELECT failed", r ? r->str : node->ctx->errstr);
             goto fail;
         }
-        freeReplyObject(r);
+        us_reply_free(r);
     }
     if (node->require_master) {
         r = redisCommand(node->ctx, "ROLE");
@@ -132,12 +220,12 @@ static int handshake(us_redis_node *node)
             note_failure(node, "not a master", detail);
             goto fail;
         }
-        freeReplyObject(r);
+        us_reply_free(r);
     }
     return 0;
 fail:
     if (r)
-        freeReplyObject(r);
+        us_reply_free(r);
     return -1;
 }
 
@@ -163,6 +251,7 @@ int us_redis_node_connect(us_redis_node *node)
         return -1;
     }
     node->ctx = c;
+    c->reader->fn = &reply_functions; /* before the first reply: AUTH's */
     if (redisSetTimeout(c, ms_to_tv(a->io_timeout_ms)) != REDIS_OK) {
         note_failure(node, "cannot set timeout", c->errstr);
         goto fail;
@@ -289,7 +378,7 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
             int rc = redisGetReply(c, &reply);
             if (rc == REDIS_OK && grp->asking && grp->asking[k]) {
                 /* ASKING's own +OK; an error here shows in the command's reply anyway */
-                freeReplyObject(reply);
+                us_reply_free(reply);
                 reply = NULL;
                 rc = redisGetReply(c, &reply);
             }

@@ -148,7 +148,7 @@ static void watch_start(shard *sh, size_t shard_no)
                  sh->watch.name + strlen("sentinel "));
     }
     if (r)
-        freeReplyObject(r);
+        us_reply_free(r);
 }
 
 /* Reads what the subscription has delivered, if anything, without waiting. A switch of
@@ -181,7 +181,7 @@ static void watch_check(const sentinel_topology *st, shard *sh, size_t shard_no)
             sh->stale = true;
             sh->discover_after_ms = 0;
         }
-        freeReplyObject(reply);
+        us_reply_free(reply);
     }
     if (lost) {
         us_debug("redis sentinel: shard %zu: lost the +switch-master subscription: %s",
@@ -224,7 +224,7 @@ static int discover(sentinel_topology *st, size_t shard_no, bool force)
             found = true;
             promote_sentinel(sh, i);
         }
-        freeReplyObject(r);
+        us_reply_free(r);
     }
     /* A sentinel connection is kept only for the length of a discovery: an idle one per
      * worker would break unnoticed, and discoveries are rare. */
@@ -323,7 +323,7 @@ static int sentinel_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
                 if (!demoted)
                     us_info("redis %s: %.60s: rediscovering the master", grp->node->name,
                             c->reply->str);
-                freeReplyObject(c->reply);
+                us_reply_free(c->reply);
                 c->reply = NULL;
                 demoted = true;
             }

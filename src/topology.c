@@ -33,7 +33,7 @@ void us_redis_cmds_clear(us_redis_cmd *cmds, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (cmds[i].reply) {
-            freeReplyObject(cmds[i].reply);
+            us_reply_free(cmds[i].reply);
             cmds[i].reply = NULL;
         }
 }
@@ -157,7 +157,7 @@ int us_ping_node(us_redis_node *node, us_buf *report, bool first)
         error = r->str;
     us_ping_report(report, first, node->name, error);
     if (r)
-        freeReplyObject(r);
+        us_reply_free(r);
     return error ? -1 : 0;
 }
 

@@ -51,6 +51,10 @@ void us_redis_node_disconnect(us_redis_node *node);
 /* Frees the connection; the node struct itself belongs to the caller. */
 void us_redis_node_close(us_redis_node *node);
 
+/* Frees a reply of any node's connection. Replies are laid out by redis_node.c, not by
+ * hiredis, so freeReplyObject must never see one. NULL is allowed. */
+void us_reply_free(redisReply *r);
+
 /* Runs one command synchronously on a connected (or connectable) node; NULL on
  * transport failure (the connection is then dropped). For PING, ROLE, CLUSTER SLOTS. */
 redisReply *us_redis_node_command(us_redis_node *node, const char *fmt, ...);
