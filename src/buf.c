@@ -49,7 +49,7 @@ char *us_xstrdup(const char *s)
     return us_xstrndup(s, strlen(s));
 }
 
-void us_buf_reserve(us_buf *b, size_t extra)
+void us_buf_grow(us_buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -63,25 +63,9 @@ void us_buf_reserve(us_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void us_buf_append(us_buf *b, const void *p, size_t n)
-{
-    us_buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 void us_buf_puts(us_buf *b, const char *s)
 {
     us_buf_append(b, s, strlen(s));
-}
-
-void us_buf_putc(us_buf *b, char c)
-{
-    us_buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void us_buf_printf(us_buf *b, const char *fmt, ...)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 void *us_xmalloc(size_t n);
 void *us_xcalloc(size_t n, size_t size);
@@ -24,10 +25,35 @@ typedef struct us_buf {
 
 #define US_BUF_INIT {NULL, 0, 0}
 
-void us_buf_reserve(us_buf *b, size_t extra);
-void us_buf_append(us_buf *b, const void *p, size_t n);
+/* The slow part of us_buf_reserve: makes room for extra more bytes and the NUL. */
+void us_buf_grow(us_buf *b, size_t extra);
+
+/* Inline because the response and RESP writers append a few bytes at a time, hundreds
+ * of times per request: the calls cost more than the copies, and with a constant n the
+ * compiler turns the memcpy into a few moves. */
+static inline void us_buf_reserve(us_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        us_buf_grow(b, extra);
+}
+
+static inline void us_buf_append(us_buf *b, const void *p, size_t n)
+{
+    us_buf_reserve(b, n);
+    if (n) /* p may be NULL then, which memcpy does not allow */
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void us_buf_putc(us_buf *b, char c)
+{
+    us_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
 void us_buf_puts(us_buf *b, const char *s);
-void us_buf_putc(us_buf *b, char c);
 void us_buf_printf(us_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void us_buf_put_i64(us_buf *b, int64_t v);
 /* Appends a JSON string literal (with the quotes) for the bytes [s, s+n). Sequences
