@@ -90,14 +90,20 @@ static void *reply_integer(const redisReadTask *task, long long value)
     return r;
 }
 
+/* Every nil is this one object: a get of users with no state or no online time reads
+ * many, and a nil has nothing of its own. Nothing writes into a reply, so sharing is
+ * safe; us_reply_free knows not to free it. */
+static redisReply nil_reply = {.type = REDIS_REPLY_NIL};
+
 static void *reply_nil(const redisReadTask *task)
 {
-    return new_reply(task, REDIS_REPLY_NIL, 0);
+    attach(task, &nil_reply);
+    return &nil_reply;
 }
 
 void us_reply_free(redisReply *r)
 {
-    if (!r)
+    if (!r || r == &nil_reply)
         return;
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++)
