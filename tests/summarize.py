@@ -1,6 +1,7 @@
 """Prints 'N passed, M failed' over every test case in the automake test logs under a
-directory: Check suites ("Checks: N, Failures: F, Errors: E") and Python unittest
-("Ran N tests" ... "FAILED (failures=F, errors=E)")."""
+directory: Check suites ("Checks: N, Failures: F, Errors: E"), Python unittest
+("Ran N tests" ... "FAILED (failures=F, errors=E)") and scripts that print the plain
+"N passed, M failed" line."""
 import os
 import re
 import sys
@@ -17,6 +18,11 @@ for dirpath, _, files in os.walk(root):
             n, f, e = map(int, m.groups())
             passed += n - f - e
             failed += f + e
+            continue
+        m = re.search(r"^(\d+) passed, (\d+) failed$", text, re.M)
+        if m:
+            passed += int(m.group(1))
+            failed += int(m.group(2))
             continue
         m = re.search(r"^Ran (\d+) tests?", text, re.M)
         if m:
