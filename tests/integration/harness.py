@@ -216,6 +216,18 @@ def _read_resp(f):
     raise AssertionError(f"bad RESP line {line!r}")
 
 
+def read_logs(directory, *names):
+    """The files' contents one after the other; a file not written yet reads empty."""
+    text = ""
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), errors="replace") as f:
+                text += f.read()
+        except FileNotFoundError:
+            pass
+    return text
+
+
 def write_config(directory, text, name="ustatus.conf"):
     path = os.path.join(directory, name)
     with open(path, "w") as f:
@@ -268,14 +280,7 @@ fastcgi.server = (
 
     def error_log(self):
         """lighttpd's error log followed by what ustatus wrote to stderr."""
-        text = ""
-        for name in ("error.log", "ustatus.log"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()
-            except FileNotFoundError:
-                pass
-        return text
+        return read_logs(self.dir, "error.log", "ustatus.log")
 
     def stop(self):
         if self.proc:
@@ -527,11 +532,7 @@ sentinel parallel-syncs {self.master_name} 1
         return (out[0], int(out[1])) if len(out) == 2 else None
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, "sentinel.log"), errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_logs(self.dir, "sentinel.log")
 
     def __enter__(self):
         return self.start()

@@ -363,14 +363,7 @@ Include {d}/ustatus-site.conf
         return self
 
     def error_log(self):
-        text = ""
-        for name in ("error.log", "ustatus-error.log"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()
-            except FileNotFoundError:
-                pass
-        return text
+        return h.read_logs(self.dir, "error.log", "ustatus-error.log")
 
     def stop(self):
         if self.proc:
@@ -433,11 +426,7 @@ http {{
         return self
 
     def error_log(self):
-        try:
-            with open(os.path.join(self.dir, "logs", "error.log"), errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return h.read_logs(os.path.join(self.dir, "logs"), "error.log")
 
     def stop(self):
         if self.proc:

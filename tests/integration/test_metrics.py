@@ -33,14 +33,10 @@ def setUpModule():
 def tearDownModule():
     REDIS.stop()
     shutil.rmtree(REDIS.dir, ignore_errors=True)
-    # Segments of pools that did not stop cleanly, and of processes spawned by others.
-    for path in _confs:
-        s.unlink_metrics(path)
     shutil.rmtree(TMP, ignore_errors=True)
 
 
 _n = [0]
-_confs = []
 
 
 def new_conf(redis_addr=None):
@@ -56,7 +52,6 @@ user_status {{
 }}
 """)
     os.chmod(path, 0o644)
-    _confs.append(path)
     return path
 
 

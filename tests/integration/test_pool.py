@@ -53,14 +53,10 @@ def setUpModule():
 def tearDownModule():
     REDIS.stop()
     shutil.rmtree(REDIS.dir, ignore_errors=True)
-    # Segments of pools that did not stop cleanly, and of processes spawned by others.
-    for path in _confs:
-        s.unlink_metrics(path)
     shutil.rmtree(TMP, ignore_errors=True)
 
 
 _n = [0]
-_confs = []
 
 
 def new_conf(**kw):
@@ -72,7 +68,6 @@ def new_conf(**kw):
     os.chmod(d, 0o755)
     path = h.write_config(d, conf_text(**kw))
     os.chmod(path, 0o644)
-    _confs.append(path)
     return path
 
 
