@@ -604,12 +604,11 @@ user_status {{ redis {{ address = "127.0.0.1:{REDIS.port}" }} }}
         self.assertEqual((r.status, r.body), (200, b'{"result":{"statuses":[]}}'))
 
     def test_json_config_and_env_override(self):
-        path = os.path.join(TMP, "c.json")
-        with open(path, "w") as f:
-            json.dump({"http_api": {"key": "from-json"}, "unknown_section": {"x": 1},
-                       "user_status": {"enabled": True, "expire_interval": "24h",
-                                       "redis": {"address": f"127.0.0.1:{REDIS.port}",
-                                                 "prefix": "it"}}}, f)
+        path = h.write_config(TMP, json.dumps(
+            {"http_api": {"key": "from-json"}, "unknown_section": {"x": 1},
+             "user_status": {"enabled": True, "expire_interval": "24h",
+                             "redis": {"address": f"127.0.0.1:{REDIS.port}",
+                                       "prefix": "it"}}}), "c.json")
         r = h.cgi(path, path="/api/update_user_status", body={"users": ["j"]},
                   headers={"X-API-Key": "from-json"})
         self.assertEqual(r.body, b'{"result":{}}')
