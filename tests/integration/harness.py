@@ -140,7 +140,35 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
-class Redis:
+class Server:
+    """A server a test starts (subclasses give start()): stop() ends its process group;
+    a with-statement starts it, then stops it and removes its directory."""
+
+    proc = None
+    dir = None
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def redis_cli(port, *args):
+    """redis-cli against 127.0.0.1:port; its output, stripped."""
+    r = subprocess.run([which("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *args],
+                       capture_output=True, text=True, timeout=20)
+    return r.stdout.strip()
+
+
+class Redis(Server):
     """A private redis-server on 127.0.0.1:port, no persistence."""
 
     def __init__(self, port=None, args=()):
@@ -162,15 +190,8 @@ class Redis:
             time.sleep(0.05)
         return self
 
-    def stop(self):
-        if self.proc:
-            stop_process(self.proc)
-            self.proc = None
-
     def cli(self, *args):
-        r = subprocess.run([which("redis-cli"), "-h", "127.0.0.1", "-p", str(self.port), *args],
-                           capture_output=True, text=True, timeout=20)
-        return r.stdout.strip()
+        return redis_cli(self.port, *args)
 
     def command(self, *args):
         """A command with a raw reply (bytes), via a minimal RESP client."""
@@ -182,13 +203,6 @@ class Redis:
             s.sendall(out)
             f = s.makefile("rb")
             return _read_resp(f)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _read_resp(f):
@@ -236,7 +250,7 @@ def write_config(directory, text, name="ustatus.conf"):
     return path
 
 
-class Lighttpd:
+class Lighttpd(Server):
     """lighttpd on 127.0.0.1:port spawning ustatus-fcgi (bin-path) for /api."""
 
     def __init__(self, config_path, port=None, env=None, prefix="/api", procs=1, extra=""):
@@ -281,18 +295,6 @@ fastcgi.server = (
     def error_log(self):
         """lighttpd's error log followed by what ustatus wrote to stderr."""
         return read_logs(self.dir, "error.log", "ustatus.log")
-
-    def stop(self):
-        if self.proc:
-            stop_process(self.proc)
-            self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Response:
@@ -484,7 +486,7 @@ class Proxy:
                 s.close()
 
 
-class Sentinel:
+class Sentinel(Server):
     """redis-sentinel on 127.0.0.1:port monitoring one master, with short timeouts so a
     failover takes a second or two rather than half a minute."""
 
@@ -517,15 +519,8 @@ sentinel parallel-syncs {self.master_name} 1
         wait_port(self.port, proc=self.proc)
         return self
 
-    def stop(self):
-        if self.proc:
-            stop_process(self.proc)
-            self.proc = None
-
     def cli(self, *args):
-        r = subprocess.run([which("redis-cli"), "-h", "127.0.0.1", "-p", str(self.port), *args],
-                           capture_output=True, text=True, timeout=20)
-        return r.stdout.strip()
+        return redis_cli(self.port, *args)
 
     def master_addr(self):
         out = self.cli("SENTINEL", "get-master-addr-by-name", self.master_name).split()
@@ -533,13 +528,6 @@ sentinel parallel-syncs {self.master_name} 1
 
     def log(self):
         return read_logs(self.dir, "sentinel.log")
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Cluster:

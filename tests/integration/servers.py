@@ -310,7 +310,7 @@ def deploy_paths(conf, run_dir, log_dir=None, bin_path=None):
             "/var/log/ustatus": log_dir or run_dir}
 
 
-class Apache:
+class Apache(h.Server):
     """apache2 -DFOREGROUND with its own ServerRoot, running deploy/apache/ustatus.conf."""
 
     MODULES = ("mpm_event", "authz_core", "authz_host", "fcgid")
@@ -366,21 +366,12 @@ Include {d}/ustatus-site.conf
         return h.read_logs(self.dir, "error.log", "ustatus-error.log")
 
     def stop(self):
-        if self.proc:
-            # Apache's graceful stop is SIGWINCH; SIGTERM stops it and its children now.
-            h.stop_process(self.proc)
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        # Apache's graceful stop is SIGWINCH; SIGTERM stops it and its children now.
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Nginx:
+class Nginx(h.Server):
     """nginx -g 'daemon off;' with its own prefix, running deploy/nginx/ustatus.conf with
     the upstream socket at `socket_path`."""
 
@@ -429,20 +420,11 @@ http {{
         return h.read_logs(os.path.join(self.dir, "logs"), "error.log")
 
     def stop(self):
-        if self.proc:
-            h.stop_process(self.proc, sig=15)
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class LighttpdPool:
+class LighttpdPool(h.Server):
     """lighttpd running deploy/lighttpd/lighttpd-pool.conf: connected to an external
     socket, spawning nothing."""
 
@@ -472,16 +454,7 @@ class LighttpdPool:
         return self
 
     def stop(self):
-        if self.proc:
-            h.stop_process(self.proc)
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
