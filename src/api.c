@@ -204,14 +204,6 @@ void us_api_payload_too_large(us_http_response *resp)
 
 /* ---- authentication ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* The decoded value of query parameter `name` into out (NUL-terminated) and its length
  * into out_len_ret; false when absent, too long, or decoding to a NUL byte (which would
  * make the value look shorter than it is). */
@@ -228,8 +220,8 @@ static bool query_param(const char *query, const char *name, char *out, size_t o
                 int c = (unsigned char)*q;
                 if (c == '+') {
                     c = ' ';
-                } else if (c == '%' && end - q > 2 && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
-                    c = hexval(q[1]) * 16 + hexval(q[2]);
+                } else if (c == '%' && end - q > 2 && us_hex_value(q[1]) >= 0 && us_hex_value(q[2]) >= 0) {
+                    c = us_hex_value(q[1]) * 16 + us_hex_value(q[2]);
                     q += 2;
                 }
                 if (c == '\0' || o + 1 >= out_len)

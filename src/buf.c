@@ -220,6 +220,17 @@ char *us_buf_steal(us_buf *b, size_t *len)
     return p;
 }
 
+int us_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void us_set_msg(char *buf, size_t len, const char *fmt, ...)
 {
     if (!buf || !len)

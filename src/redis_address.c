@@ -10,16 +10,6 @@
 #include "ustatus/buf.h"
 #include "ustatus/config.h"
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes [s, s+n) into dst (NUL-terminated). -1 if malformed or too long. */
 static int pct_decode(const char *s, size_t n, char *dst, size_t dst_len)
 {
@@ -29,8 +19,8 @@ static int pct_decode(const char *s, size_t n, char *dst, size_t dst_len)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval((unsigned char)s[i + 1]);
-            int lo = hexval((unsigned char)s[i + 2]);
+            int hi = us_hex_value((unsigned char)s[i + 1]);
+            int lo = us_hex_value((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = hi * 16 + lo;

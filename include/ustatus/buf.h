@@ -75,6 +75,9 @@ char *us_buf_steal(us_buf *b, size_t *len);
 int us_json_check(const char *s, size_t n, unsigned max_depth, size_t max_values, char *why,
                   size_t why_len);
 
+/* The value of a hexadecimal digit (either case), or -1. */
+int us_hex_value(int c);
+
 /* The one truncating setter for a message buffer (errors, names): a message cut short is
  * better than a message missing. buf may be NULL (then nothing is written). */
 void us_set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
