@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
 

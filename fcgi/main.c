@@ -19,6 +19,7 @@
 #include "worker.h"
 #include "ustatus/api.h"
 #include "ustatus/config.h"
+#include "ustatus/duration.h"
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
 #include "ustatus/store.h"

@@ -23,7 +23,9 @@
 #include "worker.h"
 #include "ustatus/api.h"
 #include "ustatus/buf.h"
+#include "ustatus/clock.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
 #include "ustatus/metrics.h"
 #include "ustatus/store.h"
 
@@ -69,13 +71,6 @@ typedef struct pool {
     int64_t stop_deadline_ms;
     bool killed;
 } pool;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- effective settings: the command line wins over the file ---- */
 
@@ -691,7 +686,7 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
             p->max_requests);
 
     for (;;) {
-        int64_t now = now_ms();
+        int64_t now = us_clock_mono_ms();
         reap(p, now);
         if (p->stopping) {
             if (count_alive(p) == 0)
@@ -719,7 +714,7 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
             wait = 1;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
         int sig = sigtimedwait(&set, NULL, &ts);
-        now = now_ms();
+        now = us_clock_mono_ms();
         switch (sig) {
         case SIGTERM:
         case SIGINT:

@@ -18,9 +18,16 @@
 
 #include <json-c/json.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/client.h"
+#include "ustatus/clock.h"
+#include "ustatus/json.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
 #include "ustatus/metrics.h"
+#include "ustatus/msg.h"
+#include "ustatus/secret.h"
+#include "ustatus/text.h"
 
 
 enum {
@@ -104,7 +111,7 @@ static void count_command(const us_api *api, method_id m, const char *label, int
 {
     if (!label)
         label = m == M_UNKNOWN ? "unknown" : method_name(m);
-    us_metrics_command(label, code, us_metrics_now_ns() - api->request_start_ns);
+    us_metrics_command(label, code, us_clock_mono_ns() - api->request_start_ns);
 }
 
 static void command_fail(command *c, int code, bool type_error, const char *fmt, ...)
@@ -153,10 +160,10 @@ static void put_error_object(us_buf *b, int code, const char *details)
     us_buf_put_i64(b, code);
     us_buf_puts(b, ",\"message\":");
     const char *msg = error_message(code);
-    us_buf_put_json_str(b, msg, strlen(msg));
+    us_json_put_str(b, msg, strlen(msg));
     if (details && *details) {
         us_buf_puts(b, ",\"details\":");
-        us_buf_put_json_str(b, details, strlen(details));
+        us_json_put_str(b, details, strlen(details));
     }
     us_buf_putc(b, '}');
 }
@@ -527,7 +534,7 @@ static void put_result(us_buf *b, const command *c, const us_op *ops)
         if (i)
             us_buf_putc(b, ',');
         PUT_LITERAL(b, "{\"user\":");
-        us_buf_put_json_str(b, op->user, op->user_len);
+        us_json_put_str(b, op->user, op->user_len);
         if (op->status.active) {
             PUT_LITERAL(b, ",\"active\":");
             us_buf_append(b, op->status.active, op->status.active_len);
@@ -538,7 +545,7 @@ static void put_result(us_buf *b, const command *c, const us_op *ops)
         }
         if (op->status.state) {
             PUT_LITERAL(b, ",\"state\":");
-            us_buf_put_json_str(b, op->status.state, op->status.state_len);
+            us_json_put_str(b, op->status.state, op->status.state_len);
         }
         us_buf_putc(b, '}');
     }
@@ -557,15 +564,10 @@ static void settle(command *c, const us_op *ops)
         }
 }
 
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
 static void run_ops(us_api *api, op_list *ops)
 {
     if (ops->n)
-        us_store_exec(api->store, ops->v, ops->n, now_s());
+        us_store_exec(api->store, ops->v, ops->n, us_clock_wall_s());
 }
 
 static void free_ops(us_api *api, op_list *ops)
@@ -604,7 +606,7 @@ static int parse_json(const char *s, size_t len, size_t max_values, json_object 
     if (jerr != json_tokener_success) {
         /* us_json_check accepted it: only an allocation failure gets here. */
         json_object_put(obj);
-        snprintf(why, why_len, "invalid JSON: %s", json_tokener_error_desc(jerr));
+        us_set_msg(why, why_len, "invalid JSON: %s", json_tokener_error_desc(jerr));
         return -1;
     }
     *out = obj;
@@ -619,7 +621,7 @@ static json_object *parse_json_object(const us_api *api, const char *s, size_t l
     if (parse_json(s, len, api->max_json_values, &obj, why, why_len) < 0)
         return NULL;
     if (!obj || !json_object_is_type(obj, json_type_object)) {
-        snprintf(why, why_len, "%s must be a JSON object", what);
+        us_set_msg(why, why_len, "%s must be a JSON object", what);
         json_object_put(obj);
         return NULL;
     }
@@ -720,7 +722,7 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
     size_t n = json_object_array_length(list);
     if (n > MAX_COMMANDS_PER_REQUEST) {
         char why_n[64];
-        snprintf(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
+        us_set_msg(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
                  MAX_COMMANDS_PER_REQUEST);
         respond_error(api, req, resp, E_BAD_REQUEST, 200, why_n);
         count_command(api, M_UNKNOWN, "batch", E_BAD_REQUEST);
@@ -745,7 +747,7 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
             put_command_error(&resp->body, &cmds[i]);
         } else {
             const char *name = method_name(cmds[i].method);
-            us_buf_put_json_str(&resp->body, name, strlen(name));
+            us_json_put_str(&resp->body, name, strlen(name));
             us_buf_putc(&resp->body, ':');
             put_result(&resp->body, &cmds[i], ops.v);
         }
@@ -780,7 +782,7 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
     }
     if (n > MAX_COMMANDS_PER_REQUEST) {
         char why_n[64];
-        snprintf(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
+        us_set_msg(why_n, sizeof why_n, "too many commands: %zu, at most %d", n,
                  MAX_COMMANDS_PER_REQUEST);
         respond_error(api, req, resp, E_BAD_REQUEST, 200, why_n);
         count_command(api, M_UNKNOWN, NULL, E_BAD_REQUEST);
@@ -870,7 +872,7 @@ us_api *us_api_create(const us_config *cfg, us_store *store, char *err, size_t e
         if (rc != 0) {
             char msg[128];
             regerror(rc, &api->state_re, msg, sizeof msg);
-            snprintf(err, err_len, "user_status.state_regex: %s", msg);
+            us_set_msg(err, err_len, "user_status.state_regex: %s", msg);
             free(api);
             return NULL;
         }
@@ -939,7 +941,7 @@ static bool handle_operations(us_api *api, const us_http_request *req, us_http_r
 void us_api_handle(us_api *api, const us_http_request *req, us_http_response *resp)
 {
     us_http_response_reset(resp);
-    api->request_start_ns = us_metrics_now_ns();
+    api->request_start_ns = us_clock_mono_ns();
     if (handle_operations(api, req, resp))
         return;
     /* Before the server API's method and key checks: these endpoints have their own

@@ -26,9 +26,16 @@
 
 #include <json-c/json.h>
 
+#include "ustatus/buf.h"
+#include "ustatus/clock.h"
 #include "ustatus/hash.h"
+#include "ustatus/json.h"
 #include "ustatus/jwt.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
+#include "ustatus/msg.h"
+#include "ustatus/secret.h"
+#include "ustatus/text.h"
 
 /* The largest valid client body is {"state":"<256 bytes>"}; anything much bigger is not
  * a client of ours, whatever http_api.max_body_bytes allows the server API. */
@@ -87,13 +94,6 @@ typedef struct write_req {
 
 /* ---- small helpers ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The part of path after prefix when path is prefix itself or below it ("" or "/..."),
  * else NULL. */
 static const char *below(const char *path, const char *prefix, size_t prefix_len)
@@ -125,7 +125,7 @@ static json_object *parse_object(const char *s, size_t len, char *why, size_t wh
             problem = "unexpected data after the JSON value";
     json_tokener_free(tok);
     if (problem) {
-        snprintf(why, why_len, "%s", problem);
+        us_set_msg(why, why_len, "%s", problem);
         json_object_put(obj);
         return NULL;
     }
@@ -163,7 +163,7 @@ static void reply_error(us_http_response *resp, int http_status, int code, const
                   error_message(code));
     if (details && *details) {
         us_buf_puts(&resp->body, ",\"details\":");
-        us_buf_put_json_str(&resp->body, details, strlen(details));
+        us_json_put_str(&resp->body, details, strlen(details));
     }
     us_buf_puts(&resp->body, "}}");
 }
@@ -351,7 +351,7 @@ static state_check take_state(const us_client *c, json_object *obj, write_req *w
     if (!json_object_object_get_ex(obj, "state", &state) || state == NULL)
         return STATE_OK;
     if (!json_object_is_type(state, json_type_string)) {
-        snprintf(why, why_len, "state must be a string");
+        us_set_msg(why, why_len, "state must be a string");
         return STATE_WRONG_TYPE;
     }
     const char *sv = json_object_get_string(state);
@@ -362,11 +362,11 @@ static state_check take_state(const us_client *c, json_object *obj, write_req *w
     }
     const char *bad = us_text_check(sv, sl, US_STATE_MAX_BYTES);
     if (bad) {
-        snprintf(why, why_len, "state %s", bad);
+        us_set_msg(why, why_len, "state %s", bad);
         return STATE_INVALID;
     }
     if (c->has_state_re && regexec(&c->state_re, sv, 0, NULL, 0) != 0) {
-        snprintf(why, why_len, "state does not match state_regex");
+        us_set_msg(why, why_len, "state does not match state_regex");
         return STATE_INVALID;
     }
     w->state_mode = US_STATE_SET;
@@ -440,7 +440,7 @@ static void handle_client(us_client *c, const us_http_request *req, us_http_resp
         return;
     }
 
-    int64_t now = now_ms();
+    int64_t now = us_clock_wall_ms();
     const char *tok = NULL;
     size_t tok_len = 0;
     /* RFC 6750 §3: a 401 names the scheme it wants. */
@@ -588,7 +588,7 @@ static void handle_proxy(us_client *c, const us_http_request *req, us_http_respo
         proxy_error(resp, 503, "not available");
         goto done;
     }
-    if (write_status(c, &w, now_ms()) < 0) {
+    if (write_status(c, &w, us_clock_wall_ms()) < 0) {
         /* Not an error object: a failed proxy call makes Centrifugo log it and answer the
          * client with its own internal error. */
         reply_error(resp, 500, E_INTERNAL, NULL);
@@ -617,13 +617,13 @@ us_client *us_client_create(const us_config *cfg, us_store *store, char *err, si
     const char *proxy = cfg->centrifugo_proxy.handler_prefix;
     c->proxy_enabled = cfg->centrifugo_proxy.key && cfg->centrifugo_proxy.key[0];
     if (shadows(cli, api) || shadows(api, cli)) {
-        snprintf(err, err_len,
+        us_set_msg(err, err_len,
                  "client.handler_prefix \"%s\" overlaps http_api.handler_prefix \"%s\"", cli, api);
         goto fail;
     }
     if (c->proxy_enabled && (shadows(proxy, api) || shadows(api, proxy) || shadows(proxy, cli) ||
                              shadows(cli, proxy))) {
-        snprintf(err, err_len,
+        us_set_msg(err, err_len,
                  "centrifugo_proxy.handler_prefix \"%s\" overlaps another handler prefix", proxy);
         goto fail;
     }
@@ -648,7 +648,7 @@ us_client *us_client_create(const us_config *cfg, us_store *store, char *err, si
         if (rc != 0) {
             char msg[128];
             regerror(rc, &c->state_re, msg, sizeof msg);
-            snprintf(err, err_len, "user_status.state_regex: %s", msg);
+            us_set_msg(err, err_len, "user_status.state_regex: %s", msg);
             goto fail;
         }
         c->has_state_re = true;

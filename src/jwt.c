@@ -18,6 +18,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "ustatus/buf.h"
+#include "ustatus/mem.h"
+#include "ustatus/msg.h"
+
 typedef enum { KEY_HMAC, KEY_RSA, KEY_EC } key_type;
 
 static const struct {
@@ -172,7 +176,7 @@ us_jwt_verifier *us_jwt_verifier_create(const us_jwt_options *opts, char *err, s
     if (set(opts->rsa_public_pem)) {
         v->rsa = load_public_key(opts->rsa_public_pem);
         if (!v->rsa || EVP_PKEY_base_id(v->rsa) != EVP_PKEY_RSA) {
-            snprintf(err, err_len,
+            us_set_msg(err, err_len,
                      "client.token.rsa_public_key: not a PEM RSA public key "
                      "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
             goto fail;
@@ -181,14 +185,14 @@ us_jwt_verifier *us_jwt_verifier_create(const us_jwt_options *opts, char *err, s
     if (set(opts->ecdsa_public_pem)) {
         v->ec = load_public_key(opts->ecdsa_public_pem);
         if (!v->ec || EVP_PKEY_base_id(v->ec) != EVP_PKEY_EC) {
-            snprintf(err, err_len,
+            us_set_msg(err, err_len,
                      "client.token.ecdsa_public_key: not a PEM EC public key "
                      "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
             goto fail;
         }
         v->ec_bits = jose_curve_bits(v->ec);
         if (!v->ec_bits) {
-            snprintf(err, err_len,
+            us_set_msg(err, err_len,
                      "client.token.ecdsa_public_key: the curve must be P-256, "
                      "P-384 or P-521 (ES256, ES384, ES512)");
             goto fail;
@@ -202,7 +206,7 @@ us_jwt_verifier *us_jwt_verifier_create(const us_jwt_options *opts, char *err, s
         const char *c = opts->user_id_claim;
         size_t n = strlen(c);
         if (c[0] == '.' || c[n - 1] == '.' || strstr(c, "..")) {
-            snprintf(err, err_len, "client.token.user_id_claim: empty name between dots");
+            us_set_msg(err, err_len, "client.token.user_id_claim: empty name between dots");
             goto fail;
         }
         v->user_id_claim = us_xstrdup(c);

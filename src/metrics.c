@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/hash.h"
+#include "ustatus/msg.h"
 
 /* Bumped whenever the block layout or the label tables below change, so a process of an
  * older build never reads a newer layout: the version is part of the segment's name. */
@@ -164,13 +166,6 @@ void us_metrics_worker_started(void)
     add(&m->worker_starts, 1);
 }
 
-int64_t us_metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- the shared segment ---- */
 
 static size_t block_size(void)
@@ -221,28 +216,28 @@ int us_metrics_attach(const char *config_path, char *err, size_t err_len)
      * shrunk mapping is a SIGBUS). */
     int fd = shm_open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, err_len, "shm_open %s: %s", name, strerror(errno));
+        us_set_msg(err, err_len, "shm_open %s: %s", name, strerror(errno));
         goto fail;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        snprintf(err, err_len, "fstat %s: %s", name, strerror(errno));
+        us_set_msg(err, err_len, "fstat %s: %s", name, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-        snprintf(err, err_len, "%s belongs to uid %lu or is open to others: not used", name,
+        us_set_msg(err, err_len, "%s belongs to uid %lu or is open to others: not used", name,
                  (unsigned long)st.st_uid);
         goto fail;
     }
     /* Several processes may start at once: each grows the file to the same size, and a
      * fresh file reads as zeros, the initial value of every counter. */
     if ((size_t)st.st_size < size && ftruncate(fd, (off_t)size) < 0) {
-        snprintf(err, err_len, "ftruncate %s: %s", name, strerror(errno));
+        us_set_msg(err, err_len, "ftruncate %s: %s", name, strerror(errno));
         goto fail;
     }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        snprintf(err, err_len, "mmap %s: %s", name, strerror(errno));
+        us_set_msg(err, err_len, "mmap %s: %s", name, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -253,7 +248,7 @@ int us_metrics_attach(const char *config_path, char *err, size_t err_len)
                                      __ATOMIC_ACQUIRE) &&
         expected != MAGIC) {
         munmap(p, size);
-        snprintf(err, err_len, "%s: not a ustatus metrics segment", name);
+        us_set_msg(err, err_len, "%s: not a ustatus metrics segment", name);
         goto fail;
     }
     /* Counts made before attaching (start-up) are carried over. */

@@ -9,6 +9,9 @@
 
 #include "ustatus/buf.h"
 #include "ustatus/config.h"
+#include "ustatus/duration.h"
+#include "ustatus/msg.h"
+#include "ustatus/text.h"
 
 /* Percent-decodes [s, s+n) into dst (NUL-terminated). -1 if malformed or too long. */
 static int pct_decode(const char *s, size_t n, char *dst, size_t dst_len)

@@ -20,8 +20,11 @@
 
 #include "topology_private.h"
 #include "ustatus/buf.h"
+#include "ustatus/clock.h"
 #include "ustatus/hash.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
+#include "ustatus/msg.h"
 
 #define NO_NODE UINT32_MAX
 #define MAX_REDIRECTS 5
@@ -337,7 +340,7 @@ static int refresh(cluster_topology *ct, size_t c)
             if (cn->cluster != c || (pass == 0) != (cn->node.ctx != NULL))
                 continue;
             if (pass == 1) {
-                if (us_now_ms() < cn->node.retry_at_ms)
+                if (us_clock_mono_ms() < cn->node.retry_at_ms)
                     continue;
                 if (connects++ == REFRESH_MAX_CONNECTS)
                     break;
@@ -642,7 +645,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
         size_t count = 0;
         char **seeds = us_split_addresses(rc->cluster_address[c], &count);
         if (count == 0) {
-            snprintf(err, err_len, "redis cluster_address %zu: no seed address", c + 1);
+            us_set_msg(err, err_len, "redis cluster_address %zu: no seed address", c + 1);
             us_strv_free(seeds, count);
             goto fail;
         }
@@ -650,7 +653,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
             cnode *cn = us_xcalloc(1, sizeof *cn);
             char why[200];
             if (us_redis_node_init(&cn->node, seeds[i], rc, why, sizeof why) < 0) {
-                snprintf(err, err_len, "redis cluster_address %zu: %s", c + 1, why);
+                us_set_msg(err, err_len, "redis cluster_address %zu: %s", c + 1, why);
                 free(cn);
                 us_strv_free(seeds, count);
                 goto fail;

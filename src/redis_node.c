@@ -9,20 +9,16 @@
 
 #include "topology_private.h"
 #include "ustatus/buf.h"
+#include "ustatus/clock.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
 #include "ustatus/metrics.h"
+#include "ustatus/msg.h"
 
 /* Back-off between connect attempts to a node that refused: first 100 ms, doubling,
  * never more than 1 s, so a Redis that comes back is used again within a second. */
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 1000
-
-int64_t us_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct timeval ms_to_tv(int64_t ms)
 {
@@ -134,7 +130,7 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
     /* Cutting a credential short would only show later as a puzzling AUTH failure. */
     if ((!a->user[0] && rc->user && strlen(rc->user) >= sizeof a->user) ||
         (!a->password[0] && rc->password && strlen(rc->password) >= sizeof a->password)) {
-        snprintf(err, err_len, "user or password longer than %zu bytes", sizeof a->user - 1);
+        us_set_msg(err, err_len, "user or password longer than %zu bytes", sizeof a->user - 1);
         return -1;
     }
     if (!a->user[0] && rc->user)
@@ -171,7 +167,7 @@ int us_redis_node_set_target(us_redis_node *node, const char *host, int port)
 static void note_failure(us_redis_node *node, const char *what, const char *detail)
 {
     us_metrics_redis_error();
-    int64_t now = us_now_ms();
+    int64_t now = us_clock_mono_ms();
     node->backoff_ms = node->backoff_ms ? node->backoff_ms * 2 : BACKOFF_FIRST_MS;
     if (node->backoff_ms > BACKOFF_MAX_MS)
         node->backoff_ms = BACKOFF_MAX_MS;
@@ -239,7 +235,7 @@ int us_redis_node_connect(us_redis_node *node)
 {
     if (node->ctx)
         return 0;
-    if (us_now_ms() < node->retry_at_ms) {
+    if (us_clock_mono_ms() < node->retry_at_ms) {
         us_debug("redis %s: backing off", node->name);
         return -1;
     }

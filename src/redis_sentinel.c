@@ -21,7 +21,10 @@
 
 #include "topology_private.h"
 #include "ustatus/buf.h"
+#include "ustatus/clock.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
+#include "ustatus/msg.h"
 
 /* Discovery back-off after a failed discovery: every request during an outage must not
  * cost a sentinel round trip per worker. Short enough that a finished failover is picked
@@ -65,7 +68,7 @@ typedef struct sentinel_topology {
 
 static void discover_failed(shard *sh, size_t shard_no, discover_failure kind)
 {
-    int64_t now = us_now_ms();
+    int64_t now = us_clock_mono_ms();
     sh->discover_backoff_ms = sh->discover_backoff_ms ? sh->discover_backoff_ms * 2
                                                       : DISCOVER_BACKOFF_FIRST_MS;
     if (sh->discover_backoff_ms > DISCOVER_BACKOFF_MAX_MS)
@@ -196,7 +199,7 @@ static void watch_check(const sentinel_topology *st, shard *sh, size_t shard_no)
 static int discover(sentinel_topology *st, size_t shard_no, bool force)
 {
     shard *sh = &st->shards[shard_no];
-    if (!force && us_now_ms() < sh->discover_after_ms) {
+    if (!force && us_clock_mono_ms() < sh->discover_after_ms) {
         us_debug("redis sentinel: shard %zu: discovery backing off", shard_no + 1);
         return -1;
     }
@@ -417,7 +420,7 @@ static const us_topology_vt sentinel_vt = {sentinel_exec, sentinel_ping, sentine
 us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, size_t err_len)
 {
     if (!rc->sentinel_master_name || !rc->sentinel_master_name[0]) {
-        snprintf(err, err_len, "redis sentinel_master_name: required with sentinel_address");
+        us_set_msg(err, err_len, "redis sentinel_master_name: required with sentinel_address");
         return NULL;
     }
     sentinel_topology *st = us_xcalloc(1, sizeof *st);
@@ -444,7 +447,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
         st->n_shards = s + 1;
         if (count == 0) {
             us_strv_free(addrs, count);
-            snprintf(err, err_len, "redis sentinel_address %zu: no sentinel address", s + 1);
+            us_set_msg(err, err_len, "redis sentinel_address %zu: no sentinel address", s + 1);
             goto fail;
         }
         sh->sentinels = us_xcalloc(count, sizeof *sh->sentinels);
@@ -452,7 +455,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
             char why[200];
             us_redis_node *node = &sh->sentinels[i];
             if (us_redis_node_init(node, addrs[i], &src, why, sizeof why) < 0) {
-                snprintf(err, err_len, "redis sentinel_address %zu: %s", s + 1, why);
+                us_set_msg(err, err_len, "redis sentinel_address %zu: %s", s + 1, why);
                 us_strv_free(addrs, count);
                 goto fail;
             }
@@ -467,7 +470,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
          * from the sentinels. */
         char why[200];
         if (us_redis_node_init(&sh->master, "127.0.0.1:6379", rc, why, sizeof why) < 0) {
-            snprintf(err, err_len, "redis: %s", why);
+            us_set_msg(err, err_len, "redis: %s", why);
             goto fail;
         }
         /* no address until the first discovery, so that any address found is news */

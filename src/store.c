@@ -8,7 +8,9 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
 #include "ustatus/topology.h"
 
 /* The update of a group of users, each atomic inside Redis (the whole call is).

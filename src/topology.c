@@ -9,7 +9,10 @@
 #include "topology_private.h"
 #include "ustatus/buf.h"
 #include "ustatus/hash.h"
+#include "ustatus/json.h"
 #include "ustatus/log.h"
+#include "ustatus/mem.h"
+#include "ustatus/msg.h"
 
 us_topology *us_topology_create(const us_redis_config *rc, char *err, size_t err_len)
 {
@@ -137,10 +140,10 @@ void us_ping_report(us_buf *report, bool first, const char *name, const char *er
     if (!first)
         us_buf_putc(report, ',');
     us_buf_puts(report, "{\"node\":");
-    us_buf_put_json_str(report, name, strlen(name));
+    us_json_put_str(report, name, strlen(name));
     us_buf_puts(report, error ? ",\"ok\":false,\"error\":" : ",\"ok\":true");
     if (error)
-        us_buf_put_json_str(report, error, strlen(error));
+        us_json_put_str(report, error, strlen(error));
     us_buf_putc(report, '}');
 }
 
@@ -219,7 +222,7 @@ static const us_topology_vt static_vt = {static_exec, static_ping, static_node_c
 us_topology *us_topology_static_create(const us_redis_config *rc, char *err, size_t err_len)
 {
     if (rc->address_count == 0) {
-        snprintf(err, err_len, "redis address: no address configured");
+        us_set_msg(err, err_len, "redis address: no address configured");
         return NULL;
     }
     static_topology *st = us_xcalloc(1, sizeof *st);
@@ -230,7 +233,7 @@ us_topology *us_topology_static_create(const us_redis_config *rc, char *err, siz
     for (size_t i = 0; i < rc->address_count; i++) {
         char why[200];
         if (us_redis_node_init(&st->nodes[i], rc->address[i], rc, why, sizeof why) < 0) {
-            snprintf(err, err_len, "redis address %zu: %s", i + 1, why);
+            us_set_msg(err, err_len, "redis address %zu: %s", i + 1, why);
             st->n_nodes = i;
             static_free(&st->base);
             return NULL;

@@ -9,6 +9,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "ustatus/buf.h"
 #include "ustatus/redis_address.h"
 #include "ustatus/topology.h"
 
@@ -83,9 +84,6 @@ typedef struct us_pipeline_group {
  * are sent. Commands that end without a reply keep reply == NULL, and the group's
  * outcome says why. Returns 0 when all got replies, else -1. */
 int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds);
-
-/* Monotonic clock in milliseconds. */
-int64_t us_now_ms(void);
 
 /* Client-side sharding: fills groups[s].idx / .count for every shard s in [0, n_shards)
  * with the indices of the commands whose shard_key hashes to s (us_shard_index), request

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+
 /* Exit status for an invalid configuration (sysexits.h EX_CONFIG). */
 #define US_EXIT_CONFIG 78
 
@@ -107,11 +108,5 @@ void us_config_free(us_config *cfg);
  * user_status.redis.reuse_from_engine is set, else user_status.redis.
  * Points into cfg; never NULL for a loaded config. */
 const us_redis_config *us_config_store_redis(const us_config *cfg);
-
-/* Parses a Go-syntax duration ("90s", "1h30m", "500ms", "0"; units ns us µs ms s m h;
- * a bare "0" is allowed, other bare numbers are not; negative durations are rejected).
- * Stores milliseconds (sub-millisecond parts are truncated). Returns 0, or -1 on a
- * malformed or overflowing value. */
-int us_duration_parse_ms(const char *s, int64_t *out_ms);
 
 #endif

@@ -53,7 +53,4 @@ void us_metrics_worker_started(void);
 /* Appends the Prometheus text exposition (format 0.0.4) of every counter to out. */
 void us_metrics_render(us_buf *out);
 
-/* Monotonic clock in nanoseconds, for durations. */
-int64_t us_metrics_now_ns(void);
-
 #endif

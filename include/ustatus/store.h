@@ -11,8 +11,7 @@
 #include "ustatus/buf.h"
 #include "ustatus/config.h"
 
-/* Limits of the data model (SPEC §1.3). */
-#define US_USER_ID_MAX_BYTES 1024
+/* The longest state, in bytes (SPEC §1.3). */
 #define US_STATE_MAX_BYTES 256
 
 typedef enum { US_OP_GET = 0, US_OP_WRITE, US_OP_DELETE } us_op_kind;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ustatus/api.h"
+#include "ustatus/buf.h"
 #include "ustatus/config.h"
 #include "ustatus/log.h"
 #include "ustatus/store.h"

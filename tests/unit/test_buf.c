@@ -7,14 +7,17 @@
 #include <string.h>
 
 #include "ustatus/buf.h"
+#include "ustatus/json.h"
+#include "ustatus/mem.h"
+#include "ustatus/text.h"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
-/* The JSON literal us_buf_put_json_str writes for [s, s+n), as a fresh string. */
+/* The JSON literal us_json_put_str writes for [s, s+n), as a fresh string. */
 static char *json_str(const char *s, size_t n)
 {
     us_buf b = US_BUF_INIT;
-    us_buf_put_json_str(&b, s, n);
+    us_json_put_str(&b, s, n);
     ck_assert_uint_eq(strlen(b.data), b.len);
     return us_buf_steal(&b, NULL);
 }
@@ -215,7 +218,7 @@ START_TEST(test_json_worst_case_size)
     memset(in, 0x01, N);
     us_buf b = US_BUF_INIT;
     us_buf_puts(&b, "prefix:");
-    us_buf_put_json_str(&b, in, N);
+    us_json_put_str(&b, in, N);
     ck_assert_uint_eq(b.len, 7 + 2 + 6 * (size_t)N);
     ck_assert_uint_eq(strlen(b.data), b.len);
     ck_assert_mem_eq(b.data + 7, "\"\\u0001\\u0001", 13);
@@ -229,7 +232,7 @@ START_TEST(test_json_appends)
 {
     us_buf b = US_BUF_INIT;
     us_buf_puts(&b, "{\"user\":");
-    us_buf_put_json_str(&b, S("4\"2"));
+    us_json_put_str(&b, S("4\"2"));
     us_buf_putc(&b, '}');
     ck_assert_str_eq(b.data, "{\"user\":\"4\\\"2\"}");
     us_buf_free(&b);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ustatus/config.h"
+#include "ustatus/duration.h"
 
 extern char **environ;
 

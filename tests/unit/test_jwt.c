@@ -20,6 +20,7 @@
 
 #include "ustatus/buf.h"
 #include "ustatus/jwt.h"
+#include "ustatus/mem.h"
 
 #define NOW 1700000000LL
 
