@@ -105,7 +105,7 @@ static int read_body(us_adapter *a, const us_cgi_io *io, size_t max, long long d
     return 0;
 }
 
-int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
+int us_adapter_serve(us_adapter *a, us_app *app, const us_cgi_io *io)
 {
     us_http_response *resp = &a->resp;
     us_http_response_reset(resp);
@@ -120,14 +120,14 @@ int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
         .error_mode = param(io, "HTTP_X_CENTRIFUGO_ERROR_MODE"),
         .origin = param(io, "HTTP_ORIGIN"),
     };
-    size_t max = us_api_max_body_bytes(api);
+    size_t max = us_app_max_body_bytes(app);
     long long declared = content_length(param(io, "CONTENT_LENGTH"));
     bool is_post = req.method && strcmp(req.method, "POST") == 0;
     if (declared == -2) {
-        resp->status = 400;
+        us_http_respond_empty(resp, 400);
     } else if (is_post && declared > (long long)max) {
         /* Limits before work: a body over the limit is never read. */
-        us_api_payload_too_large(resp);
+        us_http_payload_too_large(resp);
     } else {
         int rb = is_post ? read_body(a, io, max, declared) : 0;
         if (!is_post)
@@ -137,11 +137,11 @@ int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
             return -1;
         }
         if (rb > 0) {
-            us_api_payload_too_large(resp);
+            us_http_payload_too_large(resp);
         } else {
             req.body = a->body.data ? a->body.data : "";
             req.body_len = a->body.len;
-            us_api_handle(api, &req, resp);
+            us_app_handle(app, &req, resp);
         }
     }
 
@@ -166,8 +166,11 @@ int us_adapter_serve(us_adapter *a, us_api *api, const us_cgi_io *io)
     if (resp->headers.len)
         us_buf_append(h, resp->headers.data, resp->headers.len);
     us_buf_puts(h, "\r\n");
+    /* A HEAD answer is the head of the GET answer (RFC 9110 §9.3.2), without the body. */
+    bool head_only = req.method && strcmp(req.method, "HEAD") == 0;
     if (io->write(io->ctx, h->data, h->len) < 0 ||
-        (resp->body.len && io->write(io->ctx, resp->body.data, resp->body.len) < 0))
+        (resp->body.len && !head_only &&
+         io->write(io->ctx, resp->body.data, resp->body.len) < 0))
         return -1;
     return 0;
 }

@@ -17,12 +17,11 @@
 #include "config.h"
 #include "pool.h"
 #include "worker.h"
-#include "ustatus/api.h"
+#include "ustatus/app.h"
 #include "ustatus/config.h"
 #include "ustatus/duration.h"
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
-#include "ustatus/store.h"
 
 #define DEFAULT_CONFIG              "/etc/ustatus/ustatus.conf"
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
@@ -90,26 +89,19 @@ static int serve_cgi(const us_config *cfg)
 {
     char err[512];
     int rc = US_EXIT_CONFIG;
-    us_api *api = NULL;
     us_adapter adapter;
     us_adapter_init(&adapter);
-    us_store *store = us_store_create(cfg, err, sizeof err);
-    if (!store) {
-        us_error("configuration: %s", err);
-        goto done;
-    }
-    api = us_api_create(cfg, store, err, sizeof err);
-    if (!api) {
+    us_app *app = us_app_create(cfg, err, sizeof err);
+    if (!app) {
         us_error("configuration: %s", err);
         goto done;
     }
     us_cgi_io io = {cgi_getparam, cgi_read, cgi_write, NULL};
-    rc = us_adapter_serve(&adapter, api, &io) < 0 ? 1 : 0;
+    rc = us_adapter_serve(&adapter, app, &io) < 0 ? 1 : 0;
     fflush(stdout);
 done:
     us_adapter_free(&adapter);
-    us_api_free(api);
-    us_store_free(store);
+    us_app_free(app);
     return rc;
 }
 

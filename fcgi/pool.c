@@ -21,13 +21,10 @@
 #include <unistd.h>
 
 #include "worker.h"
-#include "ustatus/api.h"
-#include "ustatus/buf.h"
 #include "ustatus/clock.h"
 #include "ustatus/log.h"
 #include "ustatus/mem.h"
 #include "ustatus/metrics.h"
-#include "ustatus/store.h"
 
 /* A worker that dies sooner than this after starting counts towards the back-off. */
 #define EARLY_DEATH_MS   5000

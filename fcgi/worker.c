@@ -32,10 +32,9 @@
 #include <fcgiapp.h>
 
 #include "adapter.h"
-#include "ustatus/api.h"
+#include "ustatus/app.h"
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
-#include "ustatus/store.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -161,8 +160,7 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
 {
     char err[512];
     int rc = 0;
-    us_store *store = NULL;
-    us_api *api = NULL;
+    us_app *app = NULL;
     FCGX_Request request;
     us_adapter adapter;
     bool have_request = false;
@@ -186,14 +184,8 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
 
-    store = us_store_create(cfg, err, sizeof err);
-    if (!store) {
-        us_error("configuration: %s", err);
-        rc = US_EXIT_CONFIG;
-        goto done;
-    }
-    api = us_api_create(cfg, store, err, sizeof err);
-    if (!api) {
+    app = us_app_create(cfg, err, sizeof err);
+    if (!app) {
         us_error("configuration: %s", err);
         rc = US_EXIT_CONFIG;
         goto done;
@@ -254,7 +246,7 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         }
         if (FCGX_Accept_r(&request) < 0)
             continue; /* the connection carried no request: libfcgi closed it */
-        if (us_adapter_serve(&adapter, api, &io) < 0)
+        if (us_adapter_serve(&adapter, app, &io) < 0)
             us_debug("the client went away before the response was written");
         FCGX_Finish_r(&request);
         served++;
@@ -265,17 +257,14 @@ done:
     if (have_request)
         FCGX_Free(&request, 1);
     us_adapter_free(&adapter);
-    us_api_free(api);
-    us_store_free(store);
+    us_app_free(app);
     return rc;
 }
 
 int us_worker_check_config(const us_config *cfg, char *err, size_t err_len)
 {
-    us_store *store = us_store_create(cfg, err, err_len);
-    us_api *api = store ? us_api_create(cfg, store, err, err_len) : NULL;
-    int rc = api ? 0 : -1;
-    us_api_free(api);
-    us_store_free(store);
+    us_app *app = us_app_create(cfg, err, err_len);
+    int rc = app ? 0 : -1;
+    us_app_free(app);
     return rc;
 }

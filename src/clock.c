@@ -29,5 +29,7 @@ int64_t us_clock_wall_ms(void)
 
 int64_t us_clock_wall_s(void)
 {
-    return (int64_t)time(NULL);
+    /* Not time(NULL): glibc reads a coarser clock there, which lags CLOCK_REALTIME by up to
+     * a tick, so a second would start a few milliseconds late next to us_clock_wall_ms. */
+    return (int64_t)now(CLOCK_REALTIME).tv_sec;
 }

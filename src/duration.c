@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <string.h>
 
-
 static uint64_t duration_unit_ns(const char *u, size_t n)
 {
     static const struct {
@@ -109,4 +108,3 @@ int us_duration_parse_ms(const char *s, int64_t *out_ms)
     *out_ms = (int64_t)(total_ns / 1000000ULL);
     return 0;
 }
-

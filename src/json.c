@@ -147,7 +147,7 @@ static const char *check_number(const char *s, size_t n, size_t *i)
 int us_json_check(const char *s, size_t n, unsigned max_depth, size_t max_values, char *why,
                   size_t why_len)
 {
-    char stack[256];          /* '{' or '[' per open container */
+    char stack[256]; /* '{' or '[' per open container */
     unsigned depth = 0;
     size_t values = 0;
     const char *err = NULL;
@@ -287,8 +287,8 @@ int us_json_parse(const char *s, size_t len, size_t max_values, json_object **ou
     return 0;
 }
 
-json_object *us_json_parse_object(const char *s, size_t len, size_t max_values,
-                                  const char *what, char *why, size_t why_len)
+json_object *us_json_parse_object(const char *s, size_t len, size_t max_values, const char *what,
+                                  char *why, size_t why_len)
 {
     json_object *obj;
     if (us_json_parse(s, len, max_values, &obj, why, why_len) < 0)

@@ -7,9 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ustatus/buf.h"
-#include "ustatus/config.h"
 #include "ustatus/duration.h"
+#include "ustatus/mem.h"
 #include "ustatus/msg.h"
 #include "ustatus/text.h"
 
@@ -234,4 +233,40 @@ void us_redis_address_format(const us_redis_address *a, char *buf, size_t len)
         snprintf(buf, len, "[%s]:%d", a->host, a->port);
     else
         snprintf(buf, len, "%s:%d", a->host, a->port);
+}
+
+char **us_redis_address_split(const char *s, size_t *count)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    char **v = us_xcalloc(cap, sizeof *v);
+    size_t n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a)
+            v[n++] = us_xstrndup(a, (size_t)(b - a));
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    *count = n;
+    return v;
+}
+
+void us_redis_address_split_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }

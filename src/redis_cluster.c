@@ -11,20 +11,23 @@
  * own reconnect) triggers a map refresh and one resend wherever the map says then.
  * Several cluster_address elements are independent clusters, chosen per user by jump hash
  * like static shards. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "topology_private.h"
+#include "redis_node.h"
+#include "redis_pipeline.h"
+#include "redis_reply.h"
+#include "topology_impl.h"
 #include "ustatus/buf.h"
 #include "ustatus/clock.h"
 #include "ustatus/hash.h"
 #include "ustatus/log.h"
 #include "ustatus/mem.h"
 #include "ustatus/msg.h"
+#include "ustatus/redis_address.h"
 
 #define NO_NODE UINT32_MAX
 #define MAX_REDIRECTS 5
@@ -39,133 +42,6 @@
  * cluster from growing the table without end. */
 #define MAX_NODES_PER_CLUSTER 1000
 
-/* ---- replies (pure functions) ---- */
-
-static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
-{
-    if (len == 0 || len > 10)
-        return -1;
-    unsigned long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int us_cluster_parse_redirect(const char *s, size_t len, us_redirect *out)
-{
-    memset(out, 0, sizeof *out);
-    size_t skip;
-    if (len > 6 && memcmp(s, "MOVED ", 6) == 0) {
-        skip = 6;
-    } else if (len > 4 && memcmp(s, "ASK ", 4) == 0) {
-        skip = 4;
-        out->ask = true;
-    } else {
-        return -1;
-    }
-    const char *p = s + skip, *end = s + len;
-    const char *sp = memchr(p, ' ', (size_t)(end - p));
-    unsigned long v;
-    if (!sp || parse_uint(p, (size_t)(sp - p), US_CLUSTER_SLOTS - 1, &v) < 0)
-        return -1;
-    out->slot = (unsigned)v;
-    p = sp + 1;
-    /* host:port, where the host may itself hold colons (IPv6, no brackets) */
-    const char *colon = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == ':')
-            colon = q;
-    if (!colon || parse_uint(colon + 1, (size_t)(end - colon - 1), 65535, &v) < 0 || v == 0)
-        return -1;
-    out->port = (int)v;
-    const char *h = p, *he = colon;
-    if (he - h >= 2 && *h == '[' && he[-1] == ']') {
-        h++;
-        he--;
-    }
-    if ((size_t)(he - h) >= sizeof out->host || memchr(h, ' ', (size_t)(he - h)))
-        return -1;
-    memcpy(out->host, h, (size_t)(he - h));
-    out->host[he - h] = '\0';
-    return 0;
-}
-
-int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_range **out,
-                           size_t *skipped, char *err, size_t err_len)
-{
-    *out = NULL;
-    *skipped = 0;
-    if (!r || r->type != REDIS_REPLY_ARRAY)
-        return us_fail(err, err_len, "CLUSTER SLOTS: not an array");
-    us_slot_range *ranges = us_xcalloc(r->elements ? r->elements : 1, sizeof *ranges);
-    unsigned char seen[US_CLUSTER_SLOTS / 8];
-    memset(seen, 0, sizeof seen);
-    size_t n = 0;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2) {
-            us_fail(err, err_len, "CLUSTER SLOTS: malformed entry %zu", i + 1);
-            goto fail;
-        }
-        long long start = e->element[0]->integer, stop = e->element[1]->integer;
-        if (start < 0 || stop >= US_CLUSTER_SLOTS || start > stop) {
-            us_fail(err, err_len, "CLUSTER SLOTS: bad slot range %lld-%lld", start, stop);
-            goto fail;
-        }
-        const redisReply *master = e->element[2];
-        const redisReply *ep = master->element[0], *port = master->element[1];
-        if ((ep->type != REDIS_REPLY_STRING && ep->type != REDIS_REPLY_NIL) ||
-            port->type != REDIS_REPLY_INTEGER || port->integer < 1 || port->integer > 65535) {
-            us_fail(err, err_len, "CLUSTER SLOTS: bad master address for slots %lld-%lld", start,
-                 stop);
-            goto fail;
-        }
-        /* nil or "": the node does not know its own address: the one we asked it by.
-         * "?": its preferred endpoint is not configured; nowhere to go for these slots. */
-        const char *host = ep->type == REDIS_REPLY_STRING ? ep->str : "";
-        if (strcmp(host, "?") == 0) {
-            (*skipped) += (size_t)(stop - start + 1);
-            continue;
-        }
-        if (!host[0])
-            host = asked_host ? asked_host : "";
-        if (!host[0] || strlen(host) >= sizeof ranges[n].host) {
-            us_fail(err, err_len, "CLUSTER SLOTS: no usable host for slots %lld-%lld", start, stop);
-            goto fail;
-        }
-        for (long long s = start; s <= stop; s++) {
-            if (seen[s / 8] & (1u << (s % 8))) {
-                us_fail(err, err_len, "CLUSTER SLOTS: slot %lld listed twice", s);
-                goto fail;
-            }
-            seen[s / 8] |= (unsigned char)(1u << (s % 8));
-        }
-        ranges[n].start = (unsigned)start;
-        ranges[n].end = (unsigned)stop;
-        snprintf(ranges[n].host, sizeof ranges[n].host, "%s", host);
-        ranges[n].port = (int)port->integer;
-        n++;
-    }
-    if (n == 0) {
-        us_fail(err, err_len, "CLUSTER SLOTS: no slot is served by a reachable master");
-        goto fail;
-    }
-    *out = ranges;
-    return (int)n;
-fail:
-    free(ranges);
-    return -1;
-}
-
 /* ---- topology ---- */
 
 typedef struct cnode {
@@ -176,7 +52,6 @@ typedef struct cnode {
 
 typedef struct cluster {
     uint32_t *slots;           /* [US_CLUSTER_SLOTS] node id, NO_NODE when uncovered */
-    size_t n_masters;          /* distinct nodes in the map */
     size_t n_nodes;            /* nodes of this cluster in the topology's table */
     uint32_t template_node;    /* a seed: new nodes copy its credentials and timeouts */
     size_t cursor;             /* where the next refresh starts asking */
@@ -290,7 +165,6 @@ static int install_map(cluster_topology *ct, size_t c, const us_slot_range *rang
     if (uncovered && uncovered != cl->uncovered)
         us_warn("redis cluster %zu: %zu slots are served by no master%s", c + 1, uncovered,
                 skipped ? " (some masters announce no endpoint: \"?\")" : "");
-    cl->n_masters = masters;
     cl->uncovered = uncovered;
     if (cl->error_logged)
         us_info("redis cluster %zu: slot map available again", c + 1);
@@ -304,7 +178,7 @@ static int refresh_from(cluster_topology *ct, size_t c, uint32_t id)
 {
     cluster *cl = &ct->clusters[c];
     us_redis_node *node = &ct->nodes[id]->node;
-    redisReply *r = us_redis_node_command(node, "CLUSTER SLOTS");
+    const redisReply *r = us_redis_node_command(node, "CLUSTER SLOTS");
     if (!r) {
         us_set_msg(cl->error, sizeof cl->error, "%s: unreachable", node->name);
         return -1;
@@ -474,7 +348,7 @@ static bool take_replies(cluster_topology *ct, us_redis_cmd *cmds, size_t n_grou
             size_t i = grp->idx[k];
             cmd_state *s = &ct->state[i];
             size_t c = ct->cluster_of[i];
-            redisReply *r = cmds[i].reply;
+            const redisReply *r = cmds[i].reply;
             if (!r) {
                 /* A timeout is not resent (it would double the wait); a failed node gets
                  * a map refresh and one resend wherever the map says then. */
@@ -602,20 +476,11 @@ static int cluster_ping(us_topology *t, us_buf *report)
     return rc;
 }
 
-static size_t cluster_node_count(const us_topology *t)
-{
-    const cluster_topology *ct = (const cluster_topology *)t;
-    size_t n = 0;
-    for (size_t c = 0; c < ct->n_clusters; c++)
-        n += ct->clusters[c].n_masters;
-    return n;
-}
-
 static void cluster_free(us_topology *t)
 {
     cluster_topology *ct = (cluster_topology *)t;
     for (size_t i = 0; i < ct->n_nodes; i++) {
-        us_redis_node_close(&ct->nodes[i]->node);
+        us_redis_node_disconnect(&ct->nodes[i]->node);
         free(ct->nodes[i]);
     }
     for (size_t c = 0; c < ct->n_clusters; c++)
@@ -630,8 +495,7 @@ static void cluster_free(us_topology *t)
     free(ct);
 }
 
-static const us_topology_vt cluster_vt = {cluster_exec, cluster_ping, cluster_node_count,
-                                          cluster_free};
+static const us_topology_vt cluster_vt = {cluster_exec, cluster_ping, cluster_free};
 
 us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, size_t err_len)
 {
@@ -643,10 +507,10 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
     ct->n_clusters = rc->cluster_address_count;
     for (size_t c = 0; c < rc->cluster_address_count; c++) {
         size_t count = 0;
-        char **seeds = us_split_addresses(rc->cluster_address[c], &count);
+        char **seeds = us_redis_address_split(rc->cluster_address[c], &count);
         if (count == 0) {
             us_set_msg(err, err_len, "redis cluster_address %zu: no seed address", c + 1);
-            us_strv_free(seeds, count);
+            us_redis_address_split_free(seeds, count);
             goto fail;
         }
         for (size_t i = 0; i < count; i++) {
@@ -655,7 +519,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
             if (us_redis_node_init(&cn->node, seeds[i], rc, why, sizeof why) < 0) {
                 us_set_msg(err, err_len, "redis cluster_address %zu: %s", c + 1, why);
                 free(cn);
-                us_strv_free(seeds, count);
+                us_redis_address_split_free(seeds, count);
                 goto fail;
             }
             cn->cluster = c;
@@ -669,7 +533,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
             ct->nodes[ct->n_nodes++] = cn;
             ct->clusters[c].n_nodes++;
         }
-        us_strv_free(seeds, count);
+        us_redis_address_split_free(seeds, count);
         ct->clusters[c].cursor = ct->clusters[c].template_node;
     }
     return &ct->base;

@@ -1,17 +1,16 @@
-/* One connection to one Redis node, and pipelines over several nodes. */
-#include <errno.h>
+/* One connection to one Redis node. */
+#include "redis_node.h"
+
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
-#include "topology_private.h"
+#include "redis_reply.h"
 #include "ustatus/buf.h"
 #include "ustatus/clock.h"
+#include "ustatus/json.h"
 #include "ustatus/log.h"
-#include "ustatus/mem.h"
 #include "ustatus/metrics.h"
 #include "ustatus/msg.h"
 
@@ -25,100 +24,6 @@ static struct timeval ms_to_tv(int64_t ms)
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     return tv;
 }
-
-/* ---- reply objects ----
- * hiredis's own functions take two allocations per object (the object, then its string
- * or its element vector), and a get reads four objects per user. Here each object is
- * one allocation with its bytes or its vector behind it. The fields mean what they mean
- * in hiredis (strings stay NUL-terminated, an empty array has no vector), so code that
- * reads replies is unchanged; only freeing differs: us_reply_free. */
-
-static void attach(const redisReadTask *task, redisReply *r)
-{
-    if (task->parent) {
-        redisReply *parent = task->parent->obj;
-        parent->element[task->idx] = r;
-    }
-}
-
-static redisReply *new_reply(const redisReadTask *task, int type, size_t extra)
-{
-    redisReply *r = malloc(sizeof *r + extra);
-    if (!r)
-        return NULL; /* hiredis reports it as out of memory */
-    *r = (redisReply){.type = type};
-    attach(task, r);
-    return r;
-}
-
-static void *reply_string(const redisReadTask *task, char *str, size_t len)
-{
-    redisReply *r = new_reply(task, task->type, len + 1);
-    if (!r)
-        return NULL;
-    r->str = (char *)(r + 1);
-    memcpy(r->str, str, len);
-    r->str[len] = '\0';
-    r->len = len;
-    return r;
-}
-
-static void *reply_array(const redisReadTask *task, int elements)
-{
-    size_t n = elements > 0 ? (size_t)elements : 0;
-    redisReply *r = new_reply(task, REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
-    if (!r)
-        return NULL;
-    if (n) {
-        /* A reply cut short by an error is freed with the slots not yet filled. */
-        r->element = (redisReply **)(r + 1);
-        memset(r->element, 0, n * sizeof(redisReply *));
-    }
-    r->elements = n;
-    return r;
-}
-
-static void *reply_integer(const redisReadTask *task, long long value)
-{
-    redisReply *r = new_reply(task, REDIS_REPLY_INTEGER, 0);
-    if (r)
-        r->integer = value;
-    return r;
-}
-
-/* Every nil is this one object: a get of users with no state or no online time reads
- * many, and a nil has nothing of its own. Nothing writes into a reply, so sharing is
- * safe; us_reply_free knows not to free it. */
-static redisReply nil_reply = {.type = REDIS_REPLY_NIL};
-
-static void *reply_nil(const redisReadTask *task)
-{
-    attach(task, &nil_reply);
-    return &nil_reply;
-}
-
-void us_reply_free(redisReply *r)
-{
-    if (!r || r == &nil_reply)
-        return;
-    if (r->type == REDIS_REPLY_ARRAY)
-        for (size_t i = 0; i < r->elements; i++)
-            us_reply_free(r->element[i]);
-    free(r);
-}
-
-static void reply_free(void *r)
-{
-    us_reply_free(r);
-}
-
-static redisReplyObjectFunctions reply_functions = {
-    .createString = reply_string,
-    .createArray = reply_array,
-    .createInteger = reply_integer,
-    .createNil = reply_nil,
-    .freeObject = reply_free,
-};
 
 int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_config *rc,
                        char *err, size_t err_len)
@@ -182,11 +87,11 @@ static void note_failure(us_redis_node *node, const char *what, const char *deta
     }
 }
 
-/* AUTH and SELECT on a fresh connection. */
+/* AUTH, SELECT and (require_master) ROLE on a fresh connection. */
 static int handshake(us_redis_node *node)
 {
     const us_redis_address *a = &node->addr;
-    redisReply *r = NULL;
+    const redisReply *r = NULL;
     if (a->password[0]) {
         if (a->user[0])
             r = redisCommand(node->ctx, "AUTH %s %s", a->user, a->password);
@@ -253,7 +158,7 @@ int us_redis_node_connect(us_redis_node *node)
         return -1;
     }
     node->ctx = c;
-    c->reader->fn = &reply_functions; /* before the first reply: AUTH's */
+    us_reply_reader_use(c->reader); /* before the first reply: AUTH's */
     if (redisSetTimeout(c, ms_to_tv(a->io_timeout_ms)) != REDIS_OK) {
         note_failure(node, "cannot set timeout", c->errstr);
         goto fail;
@@ -265,10 +170,8 @@ int us_redis_node_connect(us_redis_node *node)
         node->refused = true;
         goto fail;
     }
-    if (node->ever_connected) {
-        node->reconnects++;
+    if (node->ever_connected)
         us_metrics_redis_reconnect();
-    }
     if (node->down_logged)
         us_info("redis %s: connected again", node->name);
     node->ever_connected = true;
@@ -282,6 +185,12 @@ fail:
     return -1;
 }
 
+void us_redis_node_fail(us_redis_node *node, const char *what, const char *detail)
+{
+    note_failure(node, what, detail);
+    us_redis_node_disconnect(node);
+}
+
 void us_redis_node_disconnect(us_redis_node *node)
 {
     if (node->ctx) {
@@ -290,149 +199,48 @@ void us_redis_node_disconnect(us_redis_node *node)
     }
 }
 
-void us_redis_node_close(us_redis_node *node)
-{
-    us_redis_node_disconnect(node);
-}
-
-redisReply *us_redis_node_command(us_redis_node *node, const char *fmt, ...)
+const redisReply *us_redis_node_command(us_redis_node *node, const char *fmt, ...)
 {
     if (us_redis_node_connect(node) < 0)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(node->ctx, fmt, ap);
+    const redisReply *r = redisvCommand(node->ctx, fmt, ap);
     va_end(ap);
-    if (!r) {
-        note_failure(node, "command failed", node->ctx->errstr);
-        us_redis_node_disconnect(node);
-    }
+    if (!r)
+        us_redis_node_fail(node, "command failed", node->ctx->errstr);
     return r;
 }
 
-/* ---- pipelines ---- */
+/* ---- health reports ---- */
 
-typedef enum { G_IDLE = 0, G_SENT, G_BROKEN, G_TIMEOUT, G_DONE } group_state;
-
-static bool is_timeout(int saved_errno, const redisContext *c)
+void us_ping_report(us_buf *report, bool first, const char *name, const char *error)
 {
-    return c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
+    if (!report)
+        return;
+    if (!first)
+        us_buf_putc(report, ',');
+    us_buf_puts(report, "{\"node\":");
+    us_json_put_str(report, name, strlen(name));
+    us_buf_puts(report, error ? ",\"ok\":false,\"error\":" : ",\"ok\":true");
+    if (error)
+        us_json_put_str(report, error, strlen(error));
+    us_buf_putc(report, '}');
 }
 
-static size_t pending_count(const us_pipeline_group *g, const us_redis_cmd *cmds)
+int us_ping_node(us_redis_node *node, us_buf *report, bool first)
 {
-    size_t n = 0;
-    for (size_t k = 0; k < g->count; k++)
-        n += cmds[g->idx[k]].reply == NULL;
-    return n;
-}
-
-/* One exchange with every group marked in `run`: connect, queue the unanswered
- * commands, write to all, then read from all. Leaves each group's outcome in state[]. */
-static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds,
-                           group_state *state)
-{
-    for (size_t g = 0; g < n_groups; g++) {
-        us_pipeline_group *grp = &groups[g];
-        if (state[g] != G_IDLE)
-            continue;
-        if (pending_count(grp, cmds) == 0 || us_redis_node_connect(grp->node) < 0) {
-            state[g] = G_DONE;
-            continue;
-        }
-        for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            if (cmd->reply)
-                continue;
-            if (grp->asking && grp->asking[k])
-                redisAppendCommand(grp->node->ctx, "ASKING");
-            redisAppendFormattedCommand(grp->node->ctx, cmd->cmd, cmd->cmd_len);
-        }
-        state[g] = G_SENT;
-    }
-    for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] != G_SENT)
-            continue;
-        redisContext *c = groups[g].node->ctx;
-        int done = 0;
-        while (!done) {
-            if (redisBufferWrite(c, &done) != REDIS_OK) {
-                state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
-                if (state[g] == G_TIMEOUT)
-                    groups[g].outcome = US_PIPE_TIMEOUT;
-                note_failure(groups[g].node, "write failed", c->errstr);
-                us_redis_node_disconnect(groups[g].node);
-                break;
-            }
-        }
-    }
-    for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] != G_SENT)
-            continue;
-        us_pipeline_group *grp = &groups[g];
-        redisContext *c = grp->node->ctx;
-        state[g] = G_DONE;
-        for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            if (cmd->reply)
-                continue;
-            void *reply = NULL;
-            int rc = redisGetReply(c, &reply);
-            if (rc == REDIS_OK && grp->asking && grp->asking[k]) {
-                /* ASKING's own +OK; an error here shows in the command's reply anyway */
-                us_reply_free(reply);
-                reply = NULL;
-                rc = redisGetReply(c, &reply);
-            }
-            if (rc != REDIS_OK) {
-                state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
-                if (state[g] == G_TIMEOUT)
-                    grp->outcome = US_PIPE_TIMEOUT;
-                note_failure(grp->node, state[g] == G_TIMEOUT ? "timed out" : "connection lost",
-                             c->errstr);
-                us_redis_node_disconnect(grp->node);
-                break;
-            }
-            cmd->reply = reply;
-        }
-    }
-}
-
-int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds)
-{
-    group_state stack_state[16];
-    group_state *state = n_groups <= 16 ? stack_state : us_xcalloc(n_groups, sizeof *state);
-    memset(state, 0, n_groups * sizeof *state);
-    for (size_t g = 0; g < n_groups; g++)
-        groups[g].outcome = US_PIPE_OK;
-
-    pipeline_round(groups, n_groups, cmds, state);
-    /* A broken connection (not a timeout: retrying that would double the wait) gets one
-     * reconnect and resend per request; every command we send is idempotent (§3.6). */
-    bool retry = false;
-    for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] == G_BROKEN) {
-            state[g] = G_IDLE;
-            groups[g].node->retry_at_ms = 0;
-            retry = true;
-        } else {
-            state[g] = G_DONE;
-        }
-    }
-    if (retry)
-        pipeline_round(groups, n_groups, cmds, state);
-
-    int rc = 0;
-    for (size_t g = 0; g < n_groups; g++) {
-        if (pending_count(&groups[g], cmds)) {
-            rc = -1;
-            if (groups[g].outcome != US_PIPE_TIMEOUT)
-                groups[g].outcome = US_PIPE_FAILED;
-        } else {
-            groups[g].outcome = US_PIPE_OK;
-        }
-    }
-    if (state != stack_state)
-        free(state);
-    return rc;
+    /* The back-off holds for health checks too: /health needs no key, and must not
+     * become a way to storm a dead node (§3.6). A back-off is 1 s at most, so the
+     * answer is never older than that. */
+    const redisReply *r = us_redis_node_command(node, "PING");
+    const char *error = NULL;
+    if (!r)
+        error = "unreachable";
+    else if (r->type == REDIS_REPLY_ERROR)
+        error = r->str;
+    us_ping_report(report, first, node->name, error);
+    if (r)
+        us_reply_free(r);
+    return error ? -1 : 0;
 }

@@ -19,12 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "topology_private.h"
+#include "redis_node.h"
+#include "redis_pipeline.h"
+#include "redis_reply.h"
+#include "topology_impl.h"
 #include "ustatus/buf.h"
 #include "ustatus/clock.h"
 #include "ustatus/log.h"
 #include "ustatus/mem.h"
 #include "ustatus/msg.h"
+#include "ustatus/redis_address.h"
 
 /* Discovery back-off after a failed discovery: every request during an outage must not
  * cost a sentinel round trip per worker. Short enough that a finished failover is picked
@@ -110,22 +114,6 @@ static void promote_sentinel(shard *sh, size_t i)
     sh->sentinels[0] = chosen;
 }
 
-/* Parses a get-master-addr-by-name reply: [host, port]. */
-static int master_addr(const redisReply *r, char *host, size_t host_len, int *port)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[0]->len == 0 || r->element[0]->len >= host_len)
-        return -1;
-    char *end;
-    long p = strtol(r->element[1]->str, &end, 10);
-    if (*end || p < 1 || p > 65535)
-        return -1;
-    memcpy(host, r->element[0]->str, r->element[0]->len + 1);
-    *port = (int)p;
-    return 0;
-}
-
 /* Subscribes to +switch-master on the sentinel at the front of the list (the one that
  * just answered), unless already subscribed there. Best effort: without it, a switch is
  * still noticed when the old master drops our connection or refuses a write. */
@@ -134,14 +122,14 @@ static void watch_start(shard *sh, size_t shard_no)
     const us_redis_node *front = &sh->sentinels[0];
     if (sh->watch.ctx && strcmp(sh->watch.name, front->name) == 0)
         return;
-    us_redis_node_close(&sh->watch);
+    us_redis_node_disconnect(&sh->watch);
     sh->watch = *front;
     sh->watch.ctx = NULL;
     sh->watch.retry_at_ms = 0;
     sh->watch.backoff_ms = 0;
     if (us_redis_node_connect(&sh->watch) < 0)
         return;
-    redisReply *r = redisCommand(sh->watch.ctx, "SUBSCRIBE +switch-master");
+    const redisReply *r = redisCommand(sh->watch.ctx, "SUBSCRIBE +switch-master");
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         us_warn("redis %s: SUBSCRIBE +switch-master failed: %s", sh->watch.name,
                 r && r->type == REDIS_REPLY_ERROR ? r->str : sh->watch.ctx->errstr);
@@ -175,11 +163,7 @@ static void watch_check(const sentinel_topology *st, shard *sh, size_t shard_no)
         if (!reply)
             break;
         const redisReply *r = reply;
-        /* ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"] */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len > name_len &&
-            memcmp(r->element[2]->str, st->master_name, name_len) == 0 &&
-            r->element[2]->str[name_len] == ' ') {
+        if (us_sentinel_is_switch_master(r, st->master_name, name_len)) {
             us_info("redis %s: +switch-master %s", sh->watch.name, r->element[2]->str);
             sh->stale = true;
             sh->discover_after_ms = 0;
@@ -209,8 +193,8 @@ static int discover(sentinel_topology *st, size_t shard_no, bool force)
     bool found = false;
     for (size_t i = 0; i < sh->n_sentinels && !found; i++) {
         us_redis_node *s = &sh->sentinels[i];
-        redisReply *r = us_redis_node_command(s, "SENTINEL get-master-addr-by-name %s",
-                                              st->master_name);
+        const redisReply *r = us_redis_node_command(s, "SENTINEL get-master-addr-by-name %s",
+                                                    st->master_name);
         if (!r && !s->refused)
             continue;
         reachable++;
@@ -221,7 +205,7 @@ static int discover(sentinel_topology *st, size_t shard_no, bool force)
             us_debug("redis %s: master name \"%s\" unknown", s->name, st->master_name);
         } else if (r->type == REDIS_REPLY_ERROR) {
             us_warn("redis %s: SENTINEL get-master-addr-by-name: %s", s->name, r->str);
-        } else if (master_addr(r, host, sizeof host, &port) < 0) {
+        } else if (us_sentinel_master_addr_parse(r, host, sizeof host, &port) < 0) {
             us_warn("redis %s: unexpected reply to SENTINEL get-master-addr-by-name", s->name);
         } else {
             found = true;
@@ -389,21 +373,16 @@ static int sentinel_ping(us_topology *t, us_buf *report)
     return rc;
 }
 
-static size_t sentinel_node_count(const us_topology *t)
-{
-    return ((const sentinel_topology *)t)->n_shards;
-}
-
 static void sentinel_free(us_topology *t)
 {
     sentinel_topology *st = (sentinel_topology *)t;
     for (size_t s = 0; s < st->n_shards; s++) {
         shard *sh = &st->shards[s];
         for (size_t i = 0; i < sh->n_sentinels; i++)
-            us_redis_node_close(&sh->sentinels[i]);
+            us_redis_node_disconnect(&sh->sentinels[i]);
         free(sh->sentinels);
-        us_redis_node_close(&sh->master);
-        us_redis_node_close(&sh->watch);
+        us_redis_node_disconnect(&sh->master);
+        us_redis_node_disconnect(&sh->watch);
     }
     free(st->shards);
     free(st->groups);
@@ -414,8 +393,7 @@ static void sentinel_free(us_topology *t)
     free(st);
 }
 
-static const us_topology_vt sentinel_vt = {sentinel_exec, sentinel_ping, sentinel_node_count,
-                                           sentinel_free};
+static const us_topology_vt sentinel_vt = {sentinel_exec, sentinel_ping, sentinel_free};
 
 us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, size_t err_len)
 {
@@ -443,10 +421,10 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
     for (size_t s = 0; s < rc->sentinel_address_count; s++) {
         shard *sh = &st->shards[s];
         size_t count = 0;
-        char **addrs = us_split_addresses(rc->sentinel_address[s], &count);
+        char **addrs = us_redis_address_split(rc->sentinel_address[s], &count);
         st->n_shards = s + 1;
         if (count == 0) {
-            us_strv_free(addrs, count);
+            us_redis_address_split_free(addrs, count);
             us_set_msg(err, err_len, "redis sentinel_address %zu: no sentinel address", s + 1);
             goto fail;
         }
@@ -456,7 +434,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
             us_redis_node *node = &sh->sentinels[i];
             if (us_redis_node_init(node, addrs[i], &src, why, sizeof why) < 0) {
                 us_set_msg(err, err_len, "redis sentinel_address %zu: %s", s + 1, why);
-                us_strv_free(addrs, count);
+                us_redis_address_split_free(addrs, count);
                 goto fail;
             }
             sh->n_sentinels = i + 1;
@@ -465,7 +443,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
             snprintf(plain, sizeof plain, "%s", node->name);
             us_set_msg(node->name, sizeof node->name, "sentinel %s", plain);
         }
-        us_strv_free(addrs, count);
+        us_redis_address_split_free(addrs, count);
         /* The master: the section's user, password, db and timeouts; its address comes
          * from the sentinels. */
         char why[200];

@@ -30,4 +30,13 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
 /* Writes "host:port" or "unix:/path" (never a password) for log lines. */
 void us_redis_address_format(const us_redis_address *a, char *buf, size_t len);
 
+/* Splits a comma-separated list of addresses (a sentinel_address or cluster_address
+ * element: "10.0.0.1:26379, 10.0.0.2:26379") into a new array of *count trimmed,
+ * non-empty strings, without parsing them. The array is allocated even when *count is
+ * 0; the caller frees it with us_redis_address_split_free. */
+char **us_redis_address_split(const char *s, size_t *count);
+
+/* Frees what us_redis_address_split returned (v with its n strings). NULL is allowed. */
+void us_redis_address_split_free(char **v, size_t n);
+
 #endif

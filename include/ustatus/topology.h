@@ -3,9 +3,9 @@
  * pipeline per node (written to every node before reading from any), reconnects and
  * retries once after a connection failure, and hands back one reply per command.
  *
- * Implementations (behind the vtable of topology_private.h): static nodes (one address,
- * or client-side shards over several), Sentinel-discovered masters (redis_sentinel.c)
- * and Redis Cluster slot routing (redis_cluster.c). */
+ * Implementations (behind the vtable of src/topology_impl.h): static nodes (one address,
+ * or client-side shards over several: redis_shards.c), Sentinel-discovered masters
+ * (redis_sentinel.c) and Redis Cluster slot routing (redis_cluster.c). */
 #ifndef USTATUS_TOPOLOGY_H
 #define USTATUS_TOPOLOGY_H
 
@@ -26,14 +26,21 @@ typedef struct us_redis_cmd {
     const char *slot_key;      /* what Redis Cluster hashes: the Redis key */
     size_t slot_key_len;
     /* out: set by us_topology_exec */
-    redisReply *reply;         /* owned by this struct; NULL when the command failed in
-                                * transport; an error reply is still a reply */
+    const redisReply *reply;   /* owned by this struct, read-only to everyone else: freed
+                                * only by us_redis_cmds_clear / us_topology_exec (never
+                                * freeReplyObject: the layout is not hiredis's); NULL when
+                                * the command failed in transport; an error reply is still
+                                * a reply */
 } us_redis_cmd;
 
 typedef struct us_topology us_topology;
 
-/* Builds the topology for a redis section. Connects to nothing yet (connections are
- * opened lazily by the first us_topology_exec). Returns NULL with a reason in err. */
+/* Builds the topology for a redis section: Redis Cluster when cluster_address is set,
+ * else Sentinel when sentinel_address is set, else the nodes of address (SPEC §3).
+ * Connects to nothing yet (connections are opened lazily by the first us_topology_exec),
+ * so an unreachable address is no error here. Borrows nothing from rc after returning.
+ * Returns a new topology (us_topology_free), or NULL with a reason in err (no address,
+ * a bad address, no sentinel_master_name). */
 us_topology *us_topology_create(const us_redis_config *rc, char *err, size_t err_len);
 
 /* Runs every command, about one network round trip for the whole array (SPEC §3.5).
@@ -56,9 +63,8 @@ int us_topology_ping(us_topology *t, us_buf *report);
 uint64_t us_topology_affinity(const us_topology *t, const char *user, size_t user_len,
                               const char *key, size_t key_len);
 
-/* Number of nodes (shards / masters) currently known. */
-size_t us_topology_node_count(const us_topology *t);
-
+/* Closes every connection and frees t. NULL is allowed. Replies still held in commands
+ * are not the topology's: clear them with us_redis_cmds_clear, before or after. */
 void us_topology_free(us_topology *t);
 
 #endif

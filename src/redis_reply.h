@@ -1,0 +1,88 @@
+/* Redis replies without I/O (as hiredis keeps read.c apart from net.c): how a reply is
+ * laid out in memory, how it is freed, and the pure parsers of the replies the
+ * topologies read (Redis Cluster's CLUSTER SLOTS and redirections, Sentinel's master
+ * address and +switch-master messages). Nothing here touches a socket, so all of it is
+ * unit-tested and fuzzable from RESP bytes alone. */
+#ifndef USTATUS_REDIS_REPLY_H
+#define USTATUS_REDIS_REPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+/* ---- reply objects ---- */
+
+/* The longest array any command of ours can be answered with: a CLUSTER SLOTS reply has
+ * at most 16384 ranges, the others a few elements. A longer array header is a protocol
+ * error before anything is allocated for it (SPEC §3.8): twelve bytes from a Redis must
+ * not make a worker commit hundreds of megabytes. */
+#define US_REPLY_MAX_ELEMENTS 65536
+
+/* Makes `rd` build its replies the way every node connection does (redis_node.c calls
+ * this on each new redisContext's reader, before the first reply): one allocation per
+ * reply object with its bytes or element vector behind it, and every nil the same shared
+ * object. The fields mean what they mean in hiredis (strings NUL-terminated, an empty
+ * array has no vector), so code that reads replies is unchanged; only freeing differs:
+ * such a reply is freed with us_reply_free, never with freeReplyObject. An array header
+ * over US_REPLY_MAX_ELEMENTS fails the reader (hiredis reports it as out of memory, and
+ * the connection is dropped). */
+void us_reply_reader_use(redisReader *rd);
+
+/* A new hiredis reader that builds replies as a node connection does (above): for tests
+ * and fuzzers that parse RESP bytes exactly as a connection would. NULL only when
+ * hiredis is out of memory. Free with redisReaderFree; replies it hands out are the
+ * caller's, freed with us_reply_free. */
+redisReader *us_reply_reader_create(void);
+
+/* Frees a reply built by such a reader, its elements included (the shared nil is never
+ * freed). Replies are handed out as const (us_redis_cmd.reply, us_redis_node_command):
+ * readers borrow them, and passing one to freeReplyObject(void *) is a compile error.
+ * NULL is allowed. */
+void us_reply_free(const redisReply *r);
+
+/* ---- Redis Cluster replies ---- */
+
+#define US_CLUSTER_SLOTS 16384
+
+typedef struct us_slot_range {
+    unsigned start, end;       /* inclusive, start <= end < 16384 */
+    char host[256];
+    int port;
+} us_slot_range;
+
+/* Reads a CLUSTER SLOTS reply into the master of each slot range. An empty or nil
+ * endpoint means "the host this reply came from" (asked_host); a range whose endpoint is
+ * "?" (unknown to the node itself) is left out and counted in *skipped. Fails on anything
+ * malformed: a range out of bounds or backwards, a bad port, two ranges overlapping, or no
+ * usable range at all. Returns the number of ranges with a new array in *out (caller
+ * frees with free()), or -1 with *out NULL and a reason in err. r is only read. */
+int us_cluster_slots_parse(const redisReply *r, const char *asked_host, us_slot_range **out,
+                           size_t *skipped, char *err, size_t err_len);
+
+typedef struct us_redirect {
+    bool ask;                  /* ASK (one command) rather than MOVED (the slot moved) */
+    unsigned slot;
+    char host[256];            /* "" when the node left it out: the replying node's host */
+    int port;
+} us_redirect;
+
+/* Parses "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>" (the host may be
+ * empty, or an IPv6 address without brackets), reading exactly len bytes of s. Returns
+ * 0 with *out filled, or -1 when the error is anything else or malformed. */
+int us_cluster_parse_redirect(const char *s, size_t len, us_redirect *out);
+
+/* ---- Sentinel replies ---- */
+
+/* Reads a SENTINEL get-master-addr-by-name reply, [host, port], into host (NUL-terminated,
+ * at most host_len - 1 bytes) and *port. Returns 0, or -1 when the reply is anything else
+ * (a nil, an error, a wrong shape, an empty or too long host, a port outside 1..65535);
+ * then host and *port are left alone. */
+int us_sentinel_master_addr_parse(const redisReply *r, char *host, size_t host_len, int *port);
+
+/* Whether a message pushed on a "+switch-master" subscription announces a new address for
+ * the master called name (name_len bytes): ["message", "+switch-master",
+ * "<name> <old ip> <old port> <new ip> <new port>"]. */
+bool us_sentinel_is_switch_master(const redisReply *r, const char *name, size_t name_len);
+
+#endif
