@@ -8,56 +8,22 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "ustatus/config.h"
-#include "ustatus/duration.h"
-
-extern char **environ;
 
 /* ---- helpers ---- */
 
 /* The runner's own environment must not leak USTATUS_* or CENTRIFUGO_* values into the
  * tests, and each test starts from a clean slate even without fork mode. */
-static void clear_env(void)
-{
-    for (;;) {
-        char name[256] = "";
-        for (char **e = environ; *e; e++) {
-            if (strncmp(*e, "USTATUS_", 8) == 0 || strncmp(*e, "CENTRIFUGO_", 11) == 0) {
-                size_t n = strcspn(*e, "=");
-                if (n >= sizeof name)
-                    n = sizeof name - 1;
-                memcpy(name, *e, n);
-                name[n] = '\0';
-                break;
-            }
-        }
-        if (!name[0])
-            return;
-        unsetenv(name);
-    }
-}
-
 static void setup(void)
 {
-    clear_env();
-}
-
-/* Writes `text` to a new temporary file ending in `suffix` (".conf" or ".json") and
- * stores its path in `path` (at least 64 bytes). */
-static void write_temp(const char *suffix, const char *text, char *path, size_t path_len)
-{
-    snprintf(path, path_len, "/tmp/ustatus_test_XXXXXX%s", suffix);
-    int fd = mkstemps(path, (int)strlen(suffix));
-    ck_assert_msg(fd >= 0, "mkstemps failed");
-    size_t len = strlen(text);
-    ck_assert_int_eq((long)write(fd, text, len), (long)len);
-    close(fd);
+    us_test_clear_env();
 }
 
 static us_config *load_text(const char *suffix, const char *text, char *err, size_t err_len,
                             char *path, size_t path_len)
 {
-    write_temp(suffix, text, path, path_len);
+    us_test_write_temp(suffix, text, path, path_len);
     us_config *cfg = us_config_load(path, err, err_len);
     unlink(path);
     return cfg;
@@ -572,14 +538,14 @@ END_TEST
 
 START_TEST(test_env_ustatus_prefix)
 {
-    setenv("USTATUS_HTTP_API_KEY", "env-key", 1);
-    setenv("USTATUS_USER_STATUS_REDIS_ADDRESS", "10.9.9.9:6379", 1);
-    setenv("USTATUS_FCGI_WORKERS", "4", 1);
-    setenv("USTATUS_USER_STATUS_EXPIRE_INTERVAL", "1h", 1);
-    setenv("USTATUS_CLIENT_TOKEN_HMAC_SECRET_KEY", "s3", 1);
-    setenv("USTATUS_ENGINE_REDIS_DB", "7", 1);
-    setenv("USTATUS_CENTRIFUGO_PROXY_KEY", "pk", 1);
-    setenv("USTATUS_HTTP_API_HANDLER_PREFIX", "/x/", 1);
+    us_test_env("USTATUS_HTTP_API_KEY", "env-key");
+    us_test_env("USTATUS_USER_STATUS_REDIS_ADDRESS", "10.9.9.9:6379");
+    us_test_env("USTATUS_FCGI_WORKERS", "4");
+    us_test_env("USTATUS_USER_STATUS_EXPIRE_INTERVAL", "1h");
+    us_test_env("USTATUS_CLIENT_TOKEN_HMAC_SECRET_KEY", "s3");
+    us_test_env("USTATUS_ENGINE_REDIS_DB", "7");
+    us_test_env("USTATUS_CENTRIFUGO_PROXY_KEY", "pk");
+    us_test_env("USTATUS_HTTP_API_HANDLER_PREFIX", "/x/");
     us_config *cfg = load_env_only();
     ck_assert_str_eq(cfg->http_api.key, "env-key");
     ck_assert_uint_eq(cfg->user_status.redis.address_count, 1);
@@ -597,14 +563,14 @@ END_TEST
 
 START_TEST(test_env_centrifugo_prefix_and_precedence)
 {
-    setenv("CENTRIFUGO_HTTP_API_KEY", "cf-key", 1);
-    setenv("CENTRIFUGO_LOG_LEVEL", "error", 1);
+    us_test_env("CENTRIFUGO_HTTP_API_KEY", "cf-key");
+    us_test_env("CENTRIFUGO_LOG_LEVEL", "error");
     us_config *cfg = load_env_only();
     ck_assert_str_eq(cfg->http_api.key, "cf-key");
     ck_assert_str_eq(cfg->log.level, "error");
     us_config_free(cfg);
 
-    setenv("USTATUS_HTTP_API_KEY", "us-key", 1);
+    us_test_env("USTATUS_HTTP_API_KEY", "us-key");
     cfg = load_env_only();
     ck_assert_str_eq(cfg->http_api.key, "us-key"); /* USTATUS_ wins */
     ck_assert_str_eq(cfg->log.level, "error");
@@ -614,8 +580,8 @@ END_TEST
 
 START_TEST(test_env_overrides_file)
 {
-    setenv("USTATUS_HTTP_API_KEY", "from-env", 1);
-    setenv("USTATUS_HTTP_API_ERROR_MODE", "", 1); /* an empty value is a value */
+    us_test_env("USTATUS_HTTP_API_KEY", "from-env");
+    us_test_env("USTATUS_HTTP_API_ERROR_MODE", ""); /* an empty value is a value */
     us_config *cfg =
         load_ok(".conf", "http_api { key = \"from-file\" error_mode = \"transport\" }\n");
     ck_assert_str_eq(cfg->http_api.key, "from-env");
@@ -630,11 +596,11 @@ END_TEST
 
 START_TEST(test_env_lists)
 {
-    setenv("USTATUS_CLIENT_ALLOWED_ORIGINS",
-           "https://a.example  https://b.example\thttps://c.example", 1);
-    setenv("CENTRIFUGO_ENGINE_REDIS_ADDRESS", "10.0.0.1:6379 10.0.0.2:6379", 1);
-    setenv("USTATUS_USER_STATUS_REDIS_CLUSTER_ADDRESS", "10.0.3.1:7000,10.0.3.2:7000 10.0.4.1:7000",
-           1);
+    us_test_env("USTATUS_CLIENT_ALLOWED_ORIGINS",
+                "https://a.example  https://b.example\thttps://c.example");
+    us_test_env("CENTRIFUGO_ENGINE_REDIS_ADDRESS", "10.0.0.1:6379 10.0.0.2:6379");
+    us_test_env("USTATUS_USER_STATUS_REDIS_CLUSTER_ADDRESS",
+                "10.0.3.1:7000,10.0.3.2:7000 10.0.4.1:7000");
     us_config *cfg = load_ok(".conf", "client { allowed_origins = {\"https://file.example\"} }\n");
     ck_assert_uint_eq(cfg->client.allowed_origins_count, 3);
     ck_assert_str_eq(cfg->client.allowed_origins[0], "https://a.example");
@@ -645,7 +611,7 @@ START_TEST(test_env_lists)
     ck_assert_str_eq(cfg->user_status.redis.cluster_address[0], "10.0.3.1:7000,10.0.3.2:7000");
     us_config_free(cfg);
 
-    setenv("USTATUS_CLIENT_ALLOWED_ORIGINS", "", 1);
+    us_test_env("USTATUS_CLIENT_ALLOWED_ORIGINS", "");
     cfg = load_env_only();
     ck_assert_uint_eq(cfg->client.allowed_origins_count, 0);
     us_config_free(cfg);
@@ -662,8 +628,8 @@ static const struct {
 
 START_TEST(test_env_booleans)
 {
-    setenv("USTATUS_HTTP_API_INSECURE", env_bools[_i].text, 1);
-    setenv("USTATUS_USER_STATUS_ENABLED", env_bools[_i].text, 1);
+    us_test_env("USTATUS_HTTP_API_INSECURE", env_bools[_i].text);
+    us_test_env("USTATUS_USER_STATUS_ENABLED", env_bools[_i].text);
     us_config *cfg = load_env_only();
     ck_assert_msg(cfg->http_api.insecure == env_bools[_i].value, "%s", env_bools[_i].text);
     ck_assert_msg(cfg->user_status.enabled == env_bools[_i].value, "%s", env_bools[_i].text);
@@ -673,27 +639,27 @@ END_TEST
 
 START_TEST(test_env_invalid_values)
 {
-    setenv("USTATUS_FCGI_WORKERS", "many", 1);
+    us_test_env("USTATUS_FCGI_WORKERS", "many");
     expect_error_prefix(NULL, "environment USTATUS_FCGI_WORKERS: ", "invalid integer \"many\"");
-    unsetenv("USTATUS_FCGI_WORKERS");
+    us_test_env("USTATUS_FCGI_WORKERS", NULL);
 
-    setenv("USTATUS_HTTP_API_INSECURE", "maybe", 1);
+    us_test_env("USTATUS_HTTP_API_INSECURE", "maybe");
     expect_error_prefix(NULL, "environment USTATUS_HTTP_API_INSECURE: ", "invalid boolean");
-    unsetenv("USTATUS_HTTP_API_INSECURE");
+    us_test_env("USTATUS_HTTP_API_INSECURE", NULL);
 
-    setenv("CENTRIFUGO_USER_STATUS_EXPIRE_INTERVAL", "12x", 1);
+    us_test_env("CENTRIFUGO_USER_STATUS_EXPIRE_INTERVAL", "12x");
     expect_error_prefix(
         NULL, "environment CENTRIFUGO_USER_STATUS_EXPIRE_INTERVAL: ", "invalid duration \"12x\"");
-    unsetenv("CENTRIFUGO_USER_STATUS_EXPIRE_INTERVAL");
+    us_test_env("CENTRIFUGO_USER_STATUS_EXPIRE_INTERVAL", NULL);
 
-    setenv("CENTRIFUGO_FCGI_BACKLOG", "0", 1);
+    us_test_env("CENTRIFUGO_FCGI_BACKLOG", "0");
     expect_error_prefix(NULL, "environment CENTRIFUGO_FCGI_BACKLOG: ", "at least 1");
-    unsetenv("CENTRIFUGO_FCGI_BACKLOG");
+    us_test_env("CENTRIFUGO_FCGI_BACKLOG", NULL);
 
     /* An error in an environment value also wins over a valid file. */
-    setenv("USTATUS_ENGINE_TYPE", "nats", 1);
+    us_test_env("USTATUS_ENGINE_TYPE", "nats");
     char path[64];
-    write_temp(".conf", "engine { type = \"redis\" }\n", path, sizeof path);
+    us_test_write_temp(".conf", "engine { type = \"redis\" }\n", path, sizeof path);
     expect_error_prefix(path, "environment USTATUS_ENGINE_TYPE: ", "\"nats\"");
     unlink(path);
 }
@@ -702,7 +668,7 @@ END_TEST
 START_TEST(test_env_secret_not_echoed)
 {
     char err[512];
-    setenv("USTATUS_USER_STATUS_REDIS_ADDRESS", "redis://u:sekret@10.0.0.1:99999", 1);
+    us_test_env("USTATUS_USER_STATUS_REDIS_ADDRESS", "redis://u:sekret@10.0.0.1:99999");
     us_config *cfg = us_config_load(NULL, err, sizeof err);
     ck_assert_ptr_null(cfg);
     ck_assert_msg(strncmp(err, "environment USTATUS_USER_STATUS_REDIS_ADDRESS: ", 47) == 0, "%s",
@@ -715,7 +681,7 @@ END_TEST
 START_TEST(test_env_error_is_one_line)
 {
     char err[512];
-    setenv("USTATUS_FCGI_WORKERS", "1\n2", 1);
+    us_test_env("USTATUS_FCGI_WORKERS", "1\n2");
     us_config *cfg = us_config_load(NULL, err, sizeof err);
     ck_assert_ptr_null(cfg);
     ck_assert_ptr_null(strchr(err, '\n'));
@@ -724,10 +690,10 @@ END_TEST
 
 START_TEST(test_env_cross_field_names_variable)
 {
-    setenv("USTATUS_USER_STATUS_REDIS_REUSE_FROM_ENGINE", "true", 1);
+    us_test_env("USTATUS_USER_STATUS_REDIS_REUSE_FROM_ENGINE", "true");
     expect_error_prefix(NULL, "environment USTATUS_USER_STATUS_REDIS_REUSE_FROM_ENGINE: ",
                         "user_status.redis.reuse_from_engine: requires engine.type \"redis\"");
-    setenv("USTATUS_ENGINE_TYPE", "redis", 1);
+    us_test_env("USTATUS_ENGINE_TYPE", "redis");
     us_config *cfg = load_env_only();
     ck_assert_ptr_eq(us_config_store_redis(cfg), &cfg->engine.redis);
     us_config_free(cfg);
@@ -955,22 +921,23 @@ START_TEST(test_err_json_malformed)
     char path[64], want[128];
 
     /* The trailing comma: the error is at the '}' on line 4, column 3. */
-    write_temp(".json", "{\n  \"http_api\": {\n    \"key\": \"x\",\n  }\n}\n", path, sizeof path);
+    us_test_write_temp(".json", "{\n  \"http_api\": {\n    \"key\": \"x\",\n  }\n}\n", path,
+                       sizeof path);
     snprintf(want, sizeof want, "%s:4:3: malformed JSON: ", path);
     expect_error_prefix(path, want, NULL);
     unlink(path);
 
-    write_temp(".json", "{\n  \"a\": 1\n", path, sizeof path);
+    us_test_write_temp(".json", "{\n  \"a\": 1\n", path, sizeof path);
     snprintf(want, sizeof want, "%s:3:1: malformed JSON: ", path);
     expect_error_prefix(path, want, "end of file");
     unlink(path);
 
-    write_temp(".json", "{} {}", path, sizeof path);
+    us_test_write_temp(".json", "{} {}", path, sizeof path);
     snprintf(want, sizeof want, "%s:1:4: malformed JSON: ", path);
     expect_error_prefix(path, want, NULL);
     unlink(path);
 
-    write_temp(".json", "[1, 2]", path, sizeof path);
+    us_test_write_temp(".json", "[1, 2]", path, sizeof path);
     snprintf(want, sizeof want, "%s: ", path);
     expect_error_prefix(path, want, "JSON object");
     unlink(path);
@@ -991,7 +958,7 @@ START_TEST(test_err_buffer_handling)
 {
     char path[64], small[16];
 
-    write_temp(".conf", "nope = 1\n", path, sizeof path);
+    us_test_write_temp(".conf", "nope = 1\n", path, sizeof path);
     ck_assert_ptr_null(us_config_load(path, NULL, 0));
     memset(small, 'x', sizeof small);
     ck_assert_ptr_null(us_config_load(path, small, sizeof small));
@@ -1013,69 +980,7 @@ START_TEST(test_reload_after_error)
 }
 END_TEST
 
-/* ---- durations ---- */
-
-static const struct {
-    const char *text;
-    int64_t ms;
-} valid_durations[] = {
-    {"90s", 90000},
-    {"1h30m", 5400000},
-    {"500ms", 500},
-    {"1.5h", 5400000},
-    {"0", 0},
-    {"720h", 2592000000LL},
-    {"24h", 86400000},
-    {"30m", 1800000},
-    {"0s", 0},
-    {"+5s", 5000},
-    {".5s", 500},
-    {"1.s", 1000},
-    {"2h45m30.5s", 9930500},
-    {"1500us", 1},
-    {"1500\xc2\xb5s", 1},
-    {"1500\xce\xbcs", 1},
-    {"999999ns", 0},
-    {"1000000ns", 1},
-    {"1.0000000000000000000000001s", 1000},
-    {"9223372036854775807ns", 9223372036854LL},
-    {"2562047h", 9223369200000LL},
-};
-
-static const char *const invalid_durations[] = {
-    "", "12", "-1s", "-0", "1x", "h", "1h-1m", " 1s", "1s ", ".s", "1..5s", "1e3s", "s1",
-    "9223372036854775808ns", "2562048h", "99999999999999999999s", "106751991167301d",
-};
-
-START_TEST(test_duration_valid)
-{
-    int64_t ms = -42;
-    ck_assert_msg(us_duration_parse_ms(valid_durations[_i].text, &ms) == 0, "\"%s\" rejected",
-                  valid_durations[_i].text);
-    ck_assert_msg(ms == valid_durations[_i].ms, "\"%s\": %lld, want %lld", valid_durations[_i].text,
-                  (long long)ms, (long long)valid_durations[_i].ms);
-}
-END_TEST
-
-START_TEST(test_duration_invalid)
-{
-    int64_t ms = -42;
-    ck_assert_msg(us_duration_parse_ms(invalid_durations[_i], &ms) == -1, "\"%s\" accepted",
-                  invalid_durations[_i]);
-    ck_assert_int_eq(ms, -42); /* untouched on failure */
-}
-END_TEST
-
-START_TEST(test_duration_null)
-{
-    int64_t ms;
-    ck_assert_int_eq(us_duration_parse_ms(NULL, &ms), -1);
-}
-END_TEST
-
 /* ---- runner ---- */
-
-#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *config_suite(void)
 {
@@ -1105,7 +1010,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_env_centrifugo_prefix_and_precedence);
     tcase_add_test(tc, test_env_overrides_file);
     tcase_add_test(tc, test_env_lists);
-    tcase_add_loop_test(tc, test_env_booleans, 0, N(env_bools));
+    tcase_add_loop_test(tc, test_env_booleans, 0, N_ELEMS(env_bools));
     tcase_add_test(tc, test_env_invalid_values);
     tcase_add_test(tc, test_env_secret_not_echoed);
     tcase_add_test(tc, test_env_error_is_one_line);
@@ -1134,20 +1039,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_buffer_handling);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("durations");
-    tcase_add_loop_test(tc, test_duration_valid, 0, N(valid_durations));
-    tcase_add_loop_test(tc, test_duration_invalid, 0, N(invalid_durations));
-    tcase_add_test(tc, test_duration_null);
-    suite_add_tcase(s, tc);
-
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+US_TEST_MAIN(config_suite)

@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "ustatus/hash.h"
-
-#define S(lit) (lit), (sizeof(lit) - 1)
 
 /* ---- FNV-1a 64 ---- */
 
@@ -313,11 +312,4 @@ static Suite *hash_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(hash_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+US_TEST_MAIN(hash_suite)

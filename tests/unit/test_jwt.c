@@ -18,6 +18,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "fixtures.h"
 #include "ustatus/buf.h"
 #include "ustatus/jwt.h"
 #include "ustatus/mem.h"
@@ -807,10 +808,7 @@ int main(void)
     p521_pem = public_pem(p521_key);
     k256_pem = public_pem(k256_key);
 
-    SRunner *sr = srunner_create(jwt_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = us_test_run(jwt_suite());
 
     EVP_PKEY *keys[] = {rsa_key, p256_key, p384_key, p521_key, k256_key};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -818,5 +816,5 @@ int main(void)
     char *pems[] = {rsa_pem, rsa_cert_pem, p256_pem, p384_pem, p521_pem, k256_pem};
     for (size_t i = 0; i < sizeof pems / sizeof pems[0]; i++)
         free(pems[i]);
-    return failures ? 1 : 0;
+    return status;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "ustatus/buf.h"
 #include "ustatus/metrics.h"
 
@@ -135,10 +136,8 @@ END_TEST
 
 START_TEST(test_attach_keeps_earlier_counts_and_is_private)
 {
-    char path[] = "/tmp/ustatus-metrics-unit-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    char path[64];
+    us_test_write_temp("", "", path, sizeof path);
     char name[128], shm[160], err[256];
     us_metrics_shm_name(path, name, sizeof name);
     snprintf(shm, sizeof shm, "/dev/shm%s", name);
@@ -177,11 +176,4 @@ static Suite *metrics_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+US_TEST_MAIN(metrics_suite)

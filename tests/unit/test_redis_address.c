@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "ustatus/redis_address.h"
 
 static us_redis_address addr;
@@ -437,11 +438,4 @@ static Suite *redis_address_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(redis_address_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+US_TEST_MAIN(redis_address_suite)

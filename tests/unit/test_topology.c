@@ -1,278 +1,285 @@
-/* Unit tests for the parts of the topologies that need no server: the Redis Cluster
- * reply parsers (MOVED/ASK, CLUSTER SLOTS), the split of sentinel/cluster list elements,
- * and the grouping of a request's commands by shard.
+/* Unit tests for the topology facade: which implementation a redis section gets
+ * (cluster_address over sentinel_address over address), that creating one connects to
+ * nothing, the errors of a section that cannot work, us_topology_affinity, and the split
+ * of sentinel/cluster list elements into addresses. No server needed.
  *
- * Replies are built the way a real connection builds them: raw RESP bytes fed to
- * hiredis's reader, so the parsers see exactly the redisReply trees a server produces. */
+ * The implementation picked is seen from outside, through the affinity: a user's shard
+ * over address_count, sentinel_address_count or cluster_address_count shards, with the
+ * key's slot in it on a Redis Cluster. */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <hiredis/hiredis.h>
-
-#include "../../src/topology_private.h"
+#include "fixtures.h"
 #include "ustatus/hash.h"
+#include "ustatus/redis_address.h"
+#include "ustatus/topology.h"
 
-static redisReply *resp(const char *bytes)
+static char *addrs[4], *sentinels[4], *seeds[4];
+
+/* A section as config.c leaves it with nothing configured but what the test adds. */
+static us_redis_config section(size_t n_addr, size_t n_sentinel, size_t n_cluster)
 {
-    redisReader *rd = redisReaderCreate();
-    void *reply = NULL;
-    ck_assert_int_eq(redisReaderFeed(rd, bytes, strlen(bytes)), REDIS_OK);
-    ck_assert_int_eq(redisReaderGetReply(rd, &reply), REDIS_OK);
-    ck_assert_ptr_nonnull(reply);
-    redisReaderFree(rd);
-    return reply;
-}
-
-#define REDIRECT(lit, out) us_cluster_parse_redirect((lit), sizeof(lit) - 1, (out))
-
-/* ---- MOVED / ASK ---- */
-
-START_TEST(test_redirect_moved_and_ask)
-{
-    us_redirect r;
-    ck_assert_int_eq(REDIRECT("MOVED 3999 127.0.0.1:6381", &r), 0);
-    ck_assert(!r.ask);
-    ck_assert_uint_eq(r.slot, 3999);
-    ck_assert_str_eq(r.host, "127.0.0.1");
-    ck_assert_int_eq(r.port, 6381);
-
-    ck_assert_int_eq(REDIRECT("ASK 0 redis-7.example.com:7000", &r), 0);
-    ck_assert(r.ask);
-    ck_assert_uint_eq(r.slot, 0);
-    ck_assert_str_eq(r.host, "redis-7.example.com");
-    ck_assert_int_eq(r.port, 7000);
-
-    ck_assert_int_eq(REDIRECT("MOVED 16383 10.0.0.1:1", &r), 0);
-    ck_assert_uint_eq(r.slot, 16383);
-}
-END_TEST
-
-/* The cluster spec: an empty host means "the node that sent the redirection"; Redis
- * prints IPv6 addresses without brackets. */
-START_TEST(test_redirect_empty_host_and_ipv6)
-{
-    us_redirect r;
-    ck_assert_int_eq(REDIRECT("MOVED 12 :6380", &r), 0);
-    ck_assert_str_eq(r.host, "");
-    ck_assert_int_eq(r.port, 6380);
-    ck_assert_int_eq(REDIRECT("ASK 12 ::1:6380", &r), 0);
-    ck_assert_str_eq(r.host, "::1");
-    ck_assert_int_eq(r.port, 6380);
-    ck_assert_int_eq(REDIRECT("MOVED 12 2001:db8::7:7001", &r), 0);
-    ck_assert_str_eq(r.host, "2001:db8::7");
-    ck_assert_int_eq(r.port, 7001);
-    ck_assert_int_eq(REDIRECT("MOVED 12 [::1]:6380", &r), 0);
-    ck_assert_str_eq(r.host, "::1");
-}
-END_TEST
-
-START_TEST(test_redirect_rejects_the_rest)
-{
-    us_redirect r;
-    const char *bad[] = {
-        "MOVED", "MOVED ", "MOVED 3999", "MOVED 3999 ", "MOVED 3999 127.0.0.1",
-        "MOVED 16384 127.0.0.1:6379", "MOVED -1 127.0.0.1:6379", "MOVED x 127.0.0.1:6379",
-        "MOVED 1 127.0.0.1:0", "MOVED 1 127.0.0.1:65536", "MOVED 1 127.0.0.1:63a",
-        "MOVED 1 127.0.0.1:", "ASK 1 a b:1", "moved 1 127.0.0.1:6379",
-        "ERR unknown command", "TRYAGAIN Multiple keys request during rehashing of slot",
-        "CLUSTERDOWN The cluster is down", "MOVEDX 1 127.0.0.1:6379", "NOSCRIPT x",
+    static char *fixed_addrs[] = {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
+                                  "127.0.0.1:4"};
+    static char *fixed_sentinels[] = {"127.0.0.1:26379,127.0.0.1:26380", "127.0.0.1:26381",
+                                      "127.0.0.1:26382", "127.0.0.1:26383"};
+    static char *fixed_seeds[] = {"127.0.0.1:30001, 127.0.0.1:30002", "127.0.0.1:30004",
+                                  "127.0.0.1:30007", "127.0.0.1:30010"};
+    for (size_t i = 0; i < 4; i++) {
+        addrs[i] = fixed_addrs[i];
+        sentinels[i] = fixed_sentinels[i];
+        seeds[i] = fixed_seeds[i];
+    }
+    return (us_redis_config){
+        .address = addrs,
+        .address_count = n_addr,
+        .prefix = "centrifugo",
+        .user = "",
+        .password = "",
+        .connect_timeout_ms = 1000,
+        .io_timeout_ms = 4000,
+        .sentinel_address = sentinels,
+        .sentinel_address_count = n_sentinel,
+        .sentinel_master_name = "mymaster",
+        .sentinel_user = "",
+        .sentinel_password = "",
+        .cluster_address = seeds,
+        .cluster_address_count = n_cluster,
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ck_assert_msg(us_cluster_parse_redirect(bad[i], strlen(bad[i]), &r) < 0, "%s", bad[i]);
-    /* the length is honoured: no reading past it */
-    ck_assert_int_eq(us_cluster_parse_redirect("MOVED 1 h:6379", 12, &r), 0);
-    ck_assert_int_eq(r.port, 63);
 }
-END_TEST
 
-/* ---- CLUSTER SLOTS ---- */
-
-/* What a 7.0 node answers for a 3-master cluster with one replica each (ids shortened). */
-static const char three_masters[] =
-    "*3\r\n"
-    "*4\r\n:0\r\n:5460\r\n"
-    "*3\r\n$9\r\n127.0.0.1\r\n:30001\r\n$2\r\nm1\r\n"
-    "*3\r\n$9\r\n127.0.0.1\r\n:30004\r\n$2\r\nr1\r\n"
-    "*4\r\n:5461\r\n:10922\r\n"
-    "*3\r\n$9\r\n127.0.0.1\r\n:30002\r\n$2\r\nm2\r\n"
-    "*3\r\n$9\r\n127.0.0.1\r\n:30005\r\n$2\r\nr2\r\n"
-    "*4\r\n:10923\r\n:16383\r\n"
-    "*4\r\n$9\r\n127.0.0.1\r\n:30003\r\n$2\r\nm3\r\n*0\r\n" /* 7.0: empty metadata */
-    "*3\r\n$9\r\n127.0.0.1\r\n:30006\r\n$2\r\nr3\r\n";
-
-START_TEST(test_slots_three_masters)
+static us_topology *create_ok(const us_redis_config *rc)
 {
-    redisReply *r = resp(three_masters);
-    us_slot_range *ranges = NULL;
-    size_t skipped = 99;
-    char err[200];
-    int n = us_cluster_slots_parse(r, "seed.example", &ranges, &skipped, err, sizeof err);
-    ck_assert_msg(n == 3, "%s", err);
-    ck_assert_uint_eq(skipped, 0);
-    ck_assert_uint_eq(ranges[0].start, 0);
-    ck_assert_uint_eq(ranges[0].end, 5460);
-    ck_assert_str_eq(ranges[0].host, "127.0.0.1");
-    ck_assert_int_eq(ranges[0].port, 30001);
-    ck_assert_uint_eq(ranges[1].start, 5461);
-    ck_assert_int_eq(ranges[1].port, 30002);
-    ck_assert_uint_eq(ranges[2].end, 16383);
-    ck_assert_int_eq(ranges[2].port, 30003);
-    free(ranges);
-    freeReplyObject(r);
+    char err[256] = "";
+    us_topology *t = us_topology_create(rc, err, sizeof err);
+    ck_assert_msg(t != NULL, "refused: %s", err);
+    return t;
 }
-END_TEST
 
-/* CLUSTER SLOTS documentation: a nil or empty endpoint means "the address you asked me
- * by"; "?" means the node does not know its preferred endpoint. Partial coverage is
- * allowed (cluster-require-full-coverage no). */
-START_TEST(test_slots_endpoints)
+static const char *create_fails(const us_redis_config *rc)
 {
-    redisReply *r = resp("*3\r\n"
-                         "*3\r\n:0\r\n:99\r\n*2\r\n$-1\r\n:7000\r\n"
-                         "*3\r\n:100\r\n:199\r\n*2\r\n$0\r\n\r\n:7001\r\n"
-                         "*3\r\n:200\r\n:299\r\n*2\r\n$1\r\n?\r\n:7002\r\n");
-    us_slot_range *ranges = NULL;
-    size_t skipped = 0;
-    char err[200];
-    int n = us_cluster_slots_parse(r, "10.1.2.3", &ranges, &skipped, err, sizeof err);
-    ck_assert_msg(n == 2, "%s", err);
-    ck_assert_str_eq(ranges[0].host, "10.1.2.3");
-    ck_assert_int_eq(ranges[0].port, 7000);
-    ck_assert_str_eq(ranges[1].host, "10.1.2.3");
-    ck_assert_int_eq(ranges[1].port, 7001);
-    ck_assert_uint_eq(skipped, 100);
-    free(ranges);
-    /* nobody to substitute: a unix-socket seed has no host */
-    n = us_cluster_slots_parse(r, "", &ranges, &skipped, err, sizeof err);
-    ck_assert_int_eq(n, -1);
-    ck_assert_ptr_null(ranges);
-    freeReplyObject(r);
+    static char err[256];
+    err[0] = '\0';
+    us_topology *t = us_topology_create(rc, err, sizeof err);
+    ck_assert_msg(t == NULL, "accepted");
+    ck_assert_msg(err[0] != '\0', "refused without a reason");
+    return err;
 }
-END_TEST
 
-/* Build, validate, swap: anything doubtful is refused as a whole, so the caller keeps
- * its old map. */
-START_TEST(test_slots_rejects_bad_maps)
+/* Whether t routes by user over n shards, and by slot (a cluster) or not, for many
+ * users and keys. */
+static void assert_routing(const us_topology *t, size_t n, bool by_slot)
 {
-    const char *bad[] = {
-        /* not an array / empty: a node with no slots assigned */
-        "+OK\r\n",
-        "*0\r\n",
-        /* overlapping ranges */
-        "*2\r\n*3\r\n:0\r\n:100\r\n*2\r\n$1\r\na\r\n:1\r\n"
-        "*3\r\n:100\r\n:200\r\n*2\r\n$1\r\nb\r\n:2\r\n",
-        /* backwards, out of bounds */
-        "*1\r\n*3\r\n:10\r\n:9\r\n*2\r\n$1\r\na\r\n:1\r\n",
-        "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n",
-        "*1\r\n*3\r\n:-1\r\n:5\r\n*2\r\n$1\r\na\r\n:1\r\n",
-        /* bad ports, missing master, wrong types */
-        "*1\r\n*3\r\n:0\r\n:5\r\n*2\r\n$1\r\na\r\n:0\r\n",
-        "*1\r\n*3\r\n:0\r\n:5\r\n*2\r\n$1\r\na\r\n:65536\r\n",
-        "*1\r\n*2\r\n:0\r\n:5\r\n",
-        "*1\r\n*3\r\n:0\r\n:5\r\n*1\r\n$1\r\na\r\n",
-        "*1\r\n*3\r\n$1\r\n0\r\n:5\r\n*2\r\n$1\r\na\r\n:1\r\n",
-        "*1\r\n*3\r\n:0\r\n:5\r\n*2\r\n$1\r\na\r\n$4\r\n6379\r\n",
-        "*1\r\n:5\r\n",
-        /* only unknown endpoints: nothing usable */
-        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$1\r\n?\r\n:1\r\n",
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        redisReply *r = resp(bad[i]);
-        us_slot_range *ranges = (us_slot_range *)1;
-        size_t skipped;
-        char err[200] = "";
-        ck_assert_msg(us_cluster_slots_parse(r, "h", &ranges, &skipped, err, sizeof err) < 0,
-                      "case %zu accepted", i);
-        ck_assert_ptr_null(ranges);
-        ck_assert_msg(err[0] != '\0', "case %zu: no reason given", i);
-        freeReplyObject(r);
+    for (int i = 0; i < 200; i++) {
+        char user[16], key[32];
+        int ul = snprintf(user, sizeof user, "user%d", i);
+        int kl = snprintf(key, sizeof key, "centrifugo.status.user%d", i * 7);
+        uint64_t want = us_shard_index(user, (size_t)ul, n);
+        if (by_slot)
+            want = want << 14 | us_cluster_slot(key, (size_t)kl);
+        ck_assert_uint_eq(us_topology_affinity(t, user, (size_t)ul, key, (size_t)kl), want);
     }
 }
+
+/* ---- which topology ---- */
+
+START_TEST(test_precedence)
+{
+    /* 3 addresses, 2 sentinel shards, 1 cluster: each picks a different shard count */
+    us_redis_config rc = section(3, 2, 1);
+    us_topology *t = create_ok(&rc);
+    assert_routing(t, 1, true); /* cluster_address wins over both */
+    us_topology_free(t);
+
+    rc = section(3, 2, 4);
+    t = create_ok(&rc);
+    assert_routing(t, 4, true); /* several clusters: shard, then slot */
+    us_topology_free(t);
+
+    rc = section(3, 2, 0);
+    t = create_ok(&rc);
+    assert_routing(t, 2, false); /* sentinel_address wins over address */
+    us_topology_free(t);
+
+    rc = section(3, 0, 0);
+    t = create_ok(&rc);
+    assert_routing(t, 3, false);
+    us_topology_free(t);
+
+    rc = section(1, 0, 0);
+    t = create_ok(&rc);
+    assert_routing(t, 1, false);
+    us_topology_free(t);
+
+    us_topology_free(NULL);
+}
 END_TEST
 
-/* ---- list elements and shard grouping ---- */
+/* The precedence is also the order of validation: what is not used is not checked. */
+START_TEST(test_precedence_ignores_the_rest)
+{
+    us_redis_config rc = section(1, 1, 1);
+    rc.sentinel_master_name = NULL; /* would be an error for a Sentinel topology */
+    char *bad[] = {"no-port-here:x"};
+    rc.address = bad;
+    us_topology *t = create_ok(&rc);
+    assert_routing(t, 1, true);
+    us_topology_free(t);
+}
+END_TEST
+
+/* Creation connects to nothing: every topology kind pointed at a listening socket leaves
+ * it without a connection to accept. */
+START_TEST(test_create_connects_to_nothing)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    char here[64];
+    snprintf(here, sizeof here, "127.0.0.1:%d", ntohs(sa.sin_port));
+
+    for (int kind = 0; kind < 3; kind++) {
+        us_redis_config rc = section(kind == 0, kind == 1, kind == 2);
+        addrs[0] = sentinels[0] = seeds[0] = here;
+        us_topology *t = create_ok(&rc);
+        ck_assert_int_lt(accept(fd, NULL, NULL), 0);
+        ck_assert_msg(errno == EAGAIN || errno == EWOULDBLOCK, "kind %d: %s", kind,
+                      strerror(errno));
+        us_topology_free(t);
+    }
+    close(fd);
+}
+END_TEST
+
+/* An unreachable address is no error at creation: the service starts, and /health says
+ * what is down. */
+START_TEST(test_create_unreachable)
+{
+    us_redis_config rc = section(1, 0, 0);
+    char *nowhere[] = {"unix:///nonexistent/ustatus.sock", "203.0.113.1:6379"};
+    rc.address = nowhere;
+    rc.address_count = 2;
+    us_topology *t = create_ok(&rc);
+    us_redis_cmd none[1];
+    ck_assert_int_eq(us_topology_exec(t, none, 0), 0); /* nothing to send, nothing tried */
+    us_topology_free(t);
+}
+END_TEST
+
+/* ---- sections that cannot work ---- */
+
+START_TEST(test_errors)
+{
+    us_redis_config rc = section(0, 0, 0);
+    ck_assert_str_eq(create_fails(&rc), "redis address: no address configured");
+
+    rc = section(2, 0, 0);
+    char *bad[] = {"127.0.0.1:6379", "127.0.0.1:99999"};
+    rc.address = bad;
+    ck_assert_ptr_nonnull(strstr(create_fails(&rc), "redis address 2: "));
+
+    rc = section(0, 1, 0);
+    rc.sentinel_master_name = "";
+    ck_assert_ptr_nonnull(strstr(create_fails(&rc), "sentinel_master_name"));
+    rc.sentinel_master_name = NULL;
+    ck_assert_ptr_nonnull(strstr(create_fails(&rc), "sentinel_master_name"));
+
+    rc = section(0, 2, 0);
+    sentinels[1] = " , ,";
+    ck_assert_str_eq(create_fails(&rc), "redis sentinel_address 2: no sentinel address");
+    sentinels[1] = "127.0.0.1:26379, 127.0.0.1:0";
+    ck_assert_ptr_nonnull(strstr(create_fails(&rc), "redis sentinel_address 2: "));
+
+    rc = section(0, 0, 2);
+    seeds[0] = "";
+    ck_assert_str_eq(create_fails(&rc), "redis cluster_address 1: no seed address");
+    seeds[0] = "127.0.0.1:30001,[::1";
+    ck_assert_ptr_nonnull(strstr(create_fails(&rc), "redis cluster_address 1: "));
+}
+END_TEST
+
+/* ---- affinity ---- */
+
+START_TEST(test_affinity)
+{
+    us_redis_config rc = section(4, 0, 0);
+    us_topology *t = create_ok(&rc);
+    /* shards: the user alone decides; the key does not matter */
+    uint64_t a = us_topology_affinity(t, "alice", 5, "k1", 2);
+    ck_assert_uint_eq(us_topology_affinity(t, "alice", 5, "other key", 9), a);
+    ck_assert_uint_lt(a, 4);
+    us_topology_free(t);
+
+    rc = section(0, 0, 1);
+    t = create_ok(&rc);
+    /* a cluster: the same user and key, the same affinity; another slot, another one */
+    a = us_topology_affinity(t, "alice", 5, "centrifugo.status.alice", 23);
+    ck_assert_uint_eq(us_topology_affinity(t, "alice", 5, "centrifugo.status.alice", 23), a);
+    ck_assert_uint_eq(a, us_cluster_slot("centrifugo.status.alice", 23));
+    ck_assert_uint_ne(us_topology_affinity(t, "alice", 5, "foo", 3),
+                      us_topology_affinity(t, "alice", 5, "bar", 3));
+    /* a hash tag puts keys in one slot: one affinity */
+    ck_assert_uint_eq(us_topology_affinity(t, "a", 1, "x{tag}1", 7),
+                      us_topology_affinity(t, "b", 1, "y{tag}2", 7));
+    us_topology_free(t);
+}
+END_TEST
+
+/* ---- list elements ---- */
 
 START_TEST(test_split_addresses)
 {
     size_t n = 0;
-    char **v = us_split_addresses(" 10.0.0.1:26379,10.0.0.2:26379 ,, redis://u:p@h:1/2 ,", &n);
+    char **v = us_redis_address_split(" 10.0.0.1:26379,10.0.0.2:26379 ,, redis://u:p@h:1/2 ,",
+                                      &n);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(v[0], "10.0.0.1:26379");
     ck_assert_str_eq(v[1], "10.0.0.2:26379");
     ck_assert_str_eq(v[2], "redis://u:p@h:1/2");
-    us_strv_free(v, n);
-    v = us_split_addresses("", &n);
+    us_redis_address_split_free(v, n);
+    v = us_redis_address_split("", &n);
     ck_assert_uint_eq(n, 0);
-    us_strv_free(v, n);
-    v = us_split_addresses("[::1]:6379", &n);
+    ck_assert_ptr_nonnull(v);
+    us_redis_address_split_free(v, n);
+    v = us_redis_address_split("[::1]:6379", &n);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(v[0], "[::1]:6379");
-    us_strv_free(v, n);
-}
-END_TEST
-
-START_TEST(test_group_by_shard)
-{
-    static const char *users[] = {"a", "b", "c", "d", "e", "f", "g", "h", "a", "b"};
-    enum { N = sizeof users / sizeof users[0], SHARDS = 3 };
-    us_redis_cmd cmds[N];
-    memset(cmds, 0, sizeof cmds);
-    for (size_t i = 0; i < N; i++) {
-        cmds[i].shard_key = users[i];
-        cmds[i].shard_key_len = strlen(users[i]);
-    }
-    us_pipeline_group groups[SHARDS];
-    memset(groups, 0, sizeof groups);
-    size_t idx[N];
-    us_group_by_shard(cmds, N, groups, SHARDS, idx);
-    size_t total = 0;
-    for (size_t s = 0; s < SHARDS; s++) {
-        for (size_t k = 0; k < groups[s].count; k++) {
-            size_t i = groups[s].idx[k];
-            ck_assert_uint_eq(us_shard_index(users[i], strlen(users[i]), SHARDS), s);
-            if (k > 0) /* request order inside a shard */
-                ck_assert_uint_gt(i, groups[s].idx[k - 1]);
-        }
-        total += groups[s].count;
-    }
-    ck_assert_uint_eq(total, N);
-    /* one shard: everything, in order */
-    us_group_by_shard(cmds, N, groups, 1, idx);
-    ck_assert_uint_eq(groups[0].count, N);
-    for (size_t i = 0; i < N; i++)
-        ck_assert_uint_eq(groups[0].idx[i], i);
+    us_redis_address_split_free(v, n);
+    us_redis_address_split_free(NULL, 0);
 }
 END_TEST
 
 static Suite *topology_suite(void)
 {
     Suite *s = suite_create("topology");
-    TCase *tc = tcase_create("redirect");
-    tcase_add_test(tc, test_redirect_moved_and_ask);
-    tcase_add_test(tc, test_redirect_empty_host_and_ipv6);
-    tcase_add_test(tc, test_redirect_rejects_the_rest);
+    TCase *tc = tcase_create("create");
+    tcase_add_test(tc, test_precedence);
+    tcase_add_test(tc, test_precedence_ignores_the_rest);
+    tcase_add_test(tc, test_create_connects_to_nothing);
+    tcase_add_test(tc, test_create_unreachable);
+    tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("cluster_slots");
-    tcase_add_test(tc, test_slots_three_masters);
-    tcase_add_test(tc, test_slots_endpoints);
-    tcase_add_test(tc, test_slots_rejects_bad_maps);
+    tc = tcase_create("affinity");
+    tcase_add_test(tc, test_affinity);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("shards");
+    tc = tcase_create("addresses");
     tcase_add_test(tc, test_split_addresses);
-    tcase_add_test(tc, test_group_by_shard);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(topology_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+US_TEST_MAIN(topology_suite)
