@@ -147,10 +147,21 @@ class Server:
     proc = None
     dir = None
 
+    def log_paths(self):
+        """The files a ustatus process started by this server writes its stderr to."""
+        return ()
+
+    def watch_logs(self):
+        """Registers log_paths() for the module's sanitizer check (call from start())."""
+        watch_log(*self.log_paths())
+
     def stop(self):
         if self.proc:
             stop_process(self.proc)
             self.proc = None
+        # The workers have exited (LeakSanitizer reports at exit): read the logs now,
+        # before a caller removes the directory.
+        scan_logs(*self.log_paths())
 
     def __enter__(self):
         return self.start()
@@ -287,10 +298,14 @@ fastcgi.server = (
 
     def start(self):
         conf = write_config(self.dir, self.conf_text(), "lighttpd.conf")
+        self.watch_logs()
         self.proc = start_process([which("lighttpd"), "-D", "-f", conf],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, proc=self.proc)
         return self
+
+    def log_paths(self):
+        return [os.path.join(self.dir, n) for n in ("error.log", "ustatus.log")]
 
     def error_log(self):
         """lighttpd's error log followed by what ustatus wrote to stderr."""
@@ -332,9 +347,9 @@ def cgi(config_path, method="POST", path="/api/get_user_status", body=b"", heade
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
-    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GATEWAY_INTERFACE": "CGI/1.1",
-         "REQUEST_METHOD": method, "SCRIPT_NAME": path, "QUERY_STRING": query,
-         "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json"}
+    e = clean_env({"GATEWAY_INTERFACE": "CGI/1.1",
+                   "REQUEST_METHOD": method, "SCRIPT_NAME": path, "QUERY_STRING": query,
+                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json"})
     for k, v in (headers or {}).items():
         e["HTTP_" + k.upper().replace("-", "_")] = v
     e.update(env or {})
@@ -356,10 +371,33 @@ def cgi(config_path, method="POST", path="/api/get_user_status", body=b"", heade
     resp = Response(status, hdrs, payload)
     resp.stderr = r.stderr.decode(errors="replace")
     # A CGI run that answered must also exit cleanly: under the sanitizer build a leak or
-    # undefined behaviour shows up here as a non-zero status.
+    # undefined behaviour shows up here as a non-zero status, or as a report on stderr.
+    assert_no_sanitizer_reports(resp.stderr, f"ustatus-fcgi (CGI {method} {path})")
     if r.returncode != 0:
         raise AssertionError(f"ustatus-fcgi exited {r.returncode} after answering: {resp.stderr}")
     return resp
+
+
+def run_bin(*args, env=None, timeout=20):
+    """ustatus-fcgi run with `args` in a clean environment (PATH, the sanitizer options,
+    and `env`), as the command line is used: its CompletedProcess, text. Fails on any
+    sanitizer report in its stderr."""
+    r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
+                       env=clean_env(env), stdin=subprocess.DEVNULL)
+    assert_no_sanitizer_reports(r.stderr, "ustatus-fcgi " + " ".join(args))
+    return r
+
+
+def clean_env(extra=None):
+    """PATH and the sanitizer options of the test run (tests/run-all sets them), plus
+    `extra`: what a ustatus-fcgi run by a test sees, whatever else the caller's
+    environment holds (no USTATUS_* leaking in)."""
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            e[k] = os.environ[k]
+    e.update(extra or {})
+    return e
 
 
 def quote(s):
@@ -681,8 +719,108 @@ def child_pids(pid):
     return sorted(out)
 
 
+# ---- sanitizer reports: one check for every integration test module ----
+#
+# ustatus is built with -fsanitize=address,undefined in CI. A report goes to the stderr of
+# the process, which is wherever the test sent it: a CGI run's captured stderr (checked by
+# cgi() and run_bin()), or a log file (a web server's error log, the pool's log). Every
+# fixture that starts ustatus registers those files with watch_log(); Server.stop() reads
+# them once its processes have exited; tear_down_module() reads every one still there and
+# fails the module on any report.
+
+_watched_logs = []      # file paths or glob patterns
+_reports_found = {}     # (path, line) -> None: every report read so far, in order
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
+
+
 def sanitizer_reports(text):
-    """The AddressSanitizer / UBSan / LeakSanitizer reports in a log, if any (ustatus built
-    with --enable-sanitizers writes them to stderr, i.e. the web server's error log)."""
-    marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-    return [line for line in text.splitlines() if any(m in line for m in marks)]
+    """The AddressSanitizer / UBSan / LeakSanitizer report lines in a log, if any."""
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
+def assert_no_sanitizer_reports(text, what):
+    reports = sanitizer_reports(text)
+    if reports:
+        raise AssertionError(f"sanitizer reports from {what}:\n{text[-6000:]}")
+
+
+def watch_log(*paths):
+    """Registers files (glob patterns allowed) a ustatus process writes its stderr to, for
+    tear_down_module()'s check."""
+    for p in paths:
+        if p not in _watched_logs:
+            _watched_logs.append(p)
+
+
+def sanitizer_env(directory, env=None):
+    """`env` (default: this process's) with the sanitizers writing their reports to
+    directory/sanitizer/report.<pid> (watched): for a ustatus whose stderr goes nowhere,
+    such as spawn-fcgi's children (spawn-fcgi points their stderr at /dev/null). The
+    directory is writable by anyone: the processes may run as another user."""
+    e = dict(os.environ if env is None else env)
+    logdir = os.path.join(directory, "sanitizer")
+    os.makedirs(logdir, exist_ok=True)
+    os.chmod(logdir, 0o1777)
+    base = os.path.join(logdir, "report")
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        e[k] = ":".join(x for x in (e.get(k, ""), f"log_path={base}") if x)
+    watch_log(base + ".*")
+    return e
+
+
+def scan_logs(*paths):
+    """Reads the files (default: every watched one) and records their sanitizer reports;
+    returns the new ones. A file not there (not written, or removed) reads empty."""
+    import glob
+    new = []
+    for pattern in paths or list(_watched_logs):
+        for path in sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") \
+                else [pattern]:
+            try:
+                with open(path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for line in sanitizer_reports(text):
+                if (path, line) not in _reports_found:
+                    _reports_found[(path, line)] = None
+                    new.append(f"{path}: {line}")
+    return new
+
+
+def sanitizer_failures():
+    """Every report recorded so far, after a last read of every watched log."""
+    scan_logs()
+    return [f"{path}: {line}" for path, line in _reports_found]
+
+
+def tear_down_module(*things, dirs=()):
+    """What every test module's tearDownModule does: stops `things` (fixtures with stop(),
+    or processes) in order whatever fails, then everything else of ours still running
+    (workers report leaks when they exit), then fails the module if any ustatus process
+    wrote a sanitizer report to a watched log; finally removes `dirs`."""
+    errors = []
+    for t in things:
+        try:
+            if isinstance(t, subprocess.Popen):
+                stop_process(t)
+            elif t is not None:
+                t.stop()
+        except Exception as e:  # noqa: BLE001 - every fixture gets stopped
+            errors.append(e)
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    for p in list(_live):
+        stop_process(p)
+    reports = sanitizer_failures()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    if reports:
+        raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
+    if errors:
+        raise errors[0]

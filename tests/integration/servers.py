@@ -228,6 +228,7 @@ class Pool:
         return argv + self.args
 
     def start(self, wait_workers=True):
+        h.watch_log(self.log_path)
         self.log = open(self.log_path, "ab")
         self.proc = h.start_process(self.argv(), stdout=subprocess.DEVNULL, stderr=self.log)
         wait_until(lambda: self._connectable() or self.proc.poll() is not None, 10,
@@ -279,6 +280,7 @@ class Pool:
             h.stop_process(self.proc)
         if getattr(self, "log", None):
             self.log.close()
+        h.scan_logs(self.log_path)
 
     def __enter__(self):
         return self.start()
@@ -357,10 +359,15 @@ Include {d}/ustatus-site.conf
                                text=True)
         if check.returncode != 0:
             raise AssertionError(f"apache2 -t: {check.stdout}{check.stderr}")
+        self.watch_logs()
         self.proc = h.start_process([h.which("apache2"), "-f", conf, "-DFOREGROUND"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h.wait_port(self.port, proc=self.proc)
         return self
+
+    def log_paths(self):
+        # mod_fcgid sends its processes' stderr to the virtual host's ErrorLog.
+        return [os.path.join(self.dir, n) for n in ("error.log", "ustatus-error.log")]
 
     def error_log(self):
         return h.read_logs(self.dir, "error.log", "ustatus-error.log")
@@ -411,10 +418,15 @@ http {{
         check = subprocess.run(argv + ["-t"], capture_output=True, text=True)
         if check.returncode != 0:
             raise AssertionError(f"nginx -t: {check.stdout}{check.stderr}")
+        self.watch_logs()
         self.proc = h.start_process(argv + ["-g", "daemon off;"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h.wait_port(self.port, proc=self.proc)
         return self
+
+    def log_paths(self):
+        # FastCGI stderr records ("FastCGI sent in stderr") land here.
+        return [os.path.join(self.dir, "logs", "error.log")]
 
     def error_log(self):
         return h.read_logs(os.path.join(self.dir, "logs"), "error.log")
@@ -448,10 +460,14 @@ class LighttpdPool(h.Server):
         else:
             conf = re.sub(r"^server\.(user|group)name.*$", "", conf, flags=re.M)
         path = h.write_config(d, conf, "lighttpd.conf")
+        self.watch_logs()
         self.proc = h.start_process([h.which("lighttpd"), "-D", "-f", path],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h.wait_port(self.port, proc=self.proc)
         return self
+
+    def log_paths(self):
+        return [os.path.join(self.dir, "lighttpd-error.log")]
 
     def stop(self):
         super().stop()
@@ -497,7 +513,10 @@ class SpawnFcgi:
         # spawn-fcgi daemonises its children: they are not in our process tree, so they
         # are stopped by their configuration path at exit if a test does not get to it.
         h.on_exit(self.stop)
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        # spawn-fcgi points its children's stderr at /dev/null: the sanitizers write
+        # their reports to files of the run directory instead (checked at stop).
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                           env=h.sanitizer_env(self.run_dir))
         if r.returncode != 0:
             raise AssertionError(f"spawn-fcgi failed: {r.stdout}{r.stderr}")
         self.pids = wait_until(lambda: processes_with(self.config_path), 10,
@@ -512,6 +531,7 @@ class SpawnFcgi:
                 pass
         wait_until(lambda: not processes_with(self.config_path), 10,
                    "the spawn-fcgi processes to exit")
+        h.scan_logs(os.path.join(self.run_dir, "sanitizer", "report.*"))
 
     def __enter__(self):
         return self.start()

@@ -1,24 +1,25 @@
-"""The server API (SPEC §1, §2) against a real redis-server, through a real lighttpd
-spawning ustatus-fcgi, plus plain-CGI runs of the same binary for configuration variants.
+"""The server API (SPEC §1) against a real redis-server, through a real lighttpd spawning
+ustatus-fcgi: routing, authentication, the envelope and errors, the one strict JSON
+intake, batch and the legacy form; plus plain-CGI runs of the same binary for
+configuration variants. (What is stored in Redis: test_store.py; the command line:
+test_main.py; the Redis connection: test_redis_node.py.)
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
 
 KEY = "it-key-3f9a"
 AUTH = {"X-API-Key": KEY, "Content-Type": "application/json"}
-EXPIRE_S = 3600
 
 
 def setUpModule():
-    global REDIS, WEB, TMP, CONF
+    global REDIS, WEB, TMP, CONF, api
     TMP = h.make_tmpdir("ustatus-it-")
     REDIS = h.Redis().start()
     CONF = h.write_config(TMP, f"""
@@ -38,23 +39,14 @@ user_status {{
 }}
 """)
     WEB = h.Lighttpd(CONF).start()
+    api = at.Api(WEB.port, KEY)
 
 
 def tearDownModule():
-    WEB.stop()
-    REDIS.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(WEB, REDIS, dirs=[TMP])
 
 
-def api(method, body, headers=None, path_prefix="/api"):
-    hdrs = dict(AUTH)
-    if headers is not None:
-        hdrs = headers
-    return h.http(WEB.port, "POST", f"{path_prefix}/{method}", body, hdrs)
-
-
-def key_of(user):
-    return b"it.user_status." + user.encode()
+key_of = at.key_of
 
 
 class Errors(unittest.TestCase):
@@ -184,142 +176,6 @@ class Semantics(unittest.TestCase):
         self.assertIn("online", s)
         self.assertIn("active", s)
 
-    def test_state(self):
-        api("update_user_status", {"users": ["s1"], "state": "away"})
-        st = lambda: api("get_user_status", {"users": ["s1"]}).json()["result"]["statuses"][0]
-        self.assertEqual(st()["state"], "away")
-        api("update_user_status", {"users": ["s1"]})  # absent: kept
-        self.assertEqual(st()["state"], "away")
-        api("update_user_status", {"users": ["s1"], "state": "dnd \"quoted\" ü"})
-        self.assertEqual(st()["state"], "dnd \"quoted\" ü")
-        api("update_user_status", {"users": ["s1"], "state": ""})  # "": removed
-        self.assertNotIn("state", st())
-        self.assertIn("active", st())
-        self.assertEqual(REDIS.command("HEXISTS", key_of("s1"), "state"), 0)
-
-    def test_odd_stored_timestamps(self):
-        # Someone else wrote these fields: only a positive int64 in decimal is a time, and
-        # it is sent as a valid JSON integer (no leading zeros) whatever its stored form.
-        cases = [
-            ("007", b"7"),
-            ("0000000000000000001", b"1"),  # 19 characters
-            ("9223372036854775807", b"9223372036854775807"),
-            ("9223372036854775808", None),
-            ("99999999999999999999", None),
-            ("00000000000000000001", None),  # 20 characters
-            ("0", None),
-            ("000", None),
-            ("", None),
-            ("12a", None),
-            ("-5", None),
-            (" 5", None),
-        ]
-        for stored, sent in cases:
-            with self.subTest(stored=stored):
-                REDIS.command("DEL", key_of("ts"))
-                REDIS.command("HSET", key_of("ts"), "active", stored, "online", stored)
-                r = api("get_user_status", {"users": ["ts"]})
-                if sent is None:
-                    want = b'{"result":{"statuses":[{"user":"ts"}]}}'
-                else:
-                    want = (b'{"result":{"statuses":[{"user":"ts","active":' + sent +
-                            b',"online":' + sent + b'}]}}')
-                self.assertEqual(r.body, want)
-
-    def test_delete_removes_everything(self):
-        api("update_user_status", {"users": ["d1", "d2"], "state": "x"})
-        api("update_user_online", {"users": ["d1"]})
-        self.assertEqual(REDIS.command("EXISTS", key_of("d1")), 1)
-        api("delete_user_status", {"users": ["d1", "d2"]})
-        self.assertEqual(REDIS.command("EXISTS", key_of("d1")), 0)
-        self.assertEqual(REDIS.command("EXISTS", key_of("d2")), 0)
-        r = api("get_user_status", {"users": ["d1"]})
-        self.assertEqual(r.body, b'{"result":{"statuses":[{"user":"d1"}]}}')
-
-    def test_ttl_extended_on_every_write(self):
-        api("update_user_status", {"users": ["t"]})
-        self.assertEqual(REDIS.command("TTL", key_of("t")), EXPIRE_S)
-        REDIS.command("EXPIRE", key_of("t"), 10)
-        api("update_user_online", {"users": ["t"]})
-        self.assertEqual(REDIS.command("TTL", key_of("t")), EXPIRE_S)
-        REDIS.command("EXPIRE", key_of("t"), 10)
-        api("update_user_status", {"users": ["t"], "state": "x"})
-        self.assertEqual(REDIS.command("TTL", key_of("t")), EXPIRE_S)
-
-    def test_max_merge_never_lowers(self):
-        future = int(time.time()) + 100000
-        REDIS.command("HSET", key_of("m"), "active", future, "online", future)
-        api("update_user_status", {"users": ["m"]})
-        api("update_user_online", {"users": ["m"]})
-        s = api("get_user_status", {"users": ["m"]}).json()["result"]["statuses"][0]
-        self.assertEqual((s["active"], s["online"]), (future, future))
-        # an older stored value is raised
-        REDIS.command("HSET", key_of("m"), "active", 1000)
-        api("update_user_status", {"users": ["m"]})
-        s = api("get_user_status", {"users": ["m"]}).json()["result"]["statuses"][0]
-        self.assertGreater(s["active"], future - 100001)
-        self.assertEqual(REDIS.command("TTL", key_of("m")), EXPIRE_S)
-
-    def test_user_ids_round_trip_and_never_collide(self):
-        users = ["with space", 'quo"te', "back\\slash", "юникод 😀", "a.b", "a", "a ",
-                 "x" * 1024, "x" * 1023, "tab\there", "{tag}1", "\u2028sep", "new\nline"]
-        r = api("update_user_status", {"users": users, "state": "here"})
-        self.assertEqual(r.body, b'{"result":{}}')
-        keys = sorted(REDIS.command("KEYS", "it.user_status.*"))
-        self.assertEqual(keys, sorted(key_of(u) for u in users))
-        r = api("get_user_status", {"users": users + ["x" * 1022]})
-        st = r.json()["result"]["statuses"]
-        self.assertEqual([s["user"] for s in st], users + ["x" * 1022])
-        self.assertTrue(all("active" in s for s in st[:-1]))
-        self.assertNotIn("active", st[-1])
-        api("delete_user_status", {"users": ["a"]})
-        self.assertEqual(REDIS.command("EXISTS", key_of("a ")), 1)
-
-    def test_noscript_reload(self):
-        api("update_user_status", {"users": ["n"]})
-        REDIS.cli("SCRIPT", "FLUSH")
-        REDIS.cli("DEL", "it.user_status.n")
-        r = api("update_user_status", {"users": ["n", "n2"]})
-        self.assertEqual(r.body, b'{"result":{}}')
-        self.assertEqual(REDIS.command("EXISTS", key_of("n")), 1)
-        self.assertEqual(REDIS.command("TTL", key_of("n2")), EXPIRE_S)
-
-    def test_one_script_call_per_group_of_users(self):
-        # Redis runs the update script once per 100 users of a node, not once per user.
-        def evalsha_calls():
-            for line in REDIS.cli("INFO", "commandstats").splitlines():
-                if line.startswith("cmdstat_evalsha:"):
-                    return int(line.split("calls=")[1].split(",")[0])
-            return 0
-        api("update_user_status", {"users": ["warm"]})  # the script is loaded
-        before = evalsha_calls()
-        users = [f"g{i}" for i in range(250)]
-        self.assertEqual(api("update_user_status", {"users": users, "state": "x"}).body,
-                         b'{"result":{}}')
-        self.assertEqual(evalsha_calls() - before, 3)
-        for u in users:
-            self.assertEqual(REDIS.command("TTL", key_of(u)), EXPIRE_S)
-            self.assertEqual(REDIS.command("HGET", key_of(u), "state"), b"x")
-
-    def test_order_kept_inside_a_request(self):
-        # Writes are grouped only where no get or delete stands between them.
-        body = {"commands": [
-            {"update_user_status": {"users": ["o1", "o2"]}},
-            {"delete_user_status": {"users": ["o1"]}},
-            {"get_user_status": {"users": ["o1", "o2"]}},
-            {"update_user_online": {"users": ["o1"]}},
-            {"update_user_status": {"users": ["o2"], "state": "s"}},
-            {"get_user_status": {"users": ["o1", "o2"]}},
-        ]}
-        rep = h.http(WEB.port, "POST", "/api/batch", body, AUTH).json()["replies"]
-        first = rep[2]["get_user_status"]["statuses"]
-        self.assertEqual(first[0], {"user": "o1"})
-        self.assertIn("active", first[1])
-        last = rep[5]["get_user_status"]["statuses"]
-        self.assertIn("online", last[0])
-        self.assertNotIn("active", last[0])
-        self.assertEqual(last[1]["state"], "s")
-
     def test_empty_users(self):
         self.assertEqual(api("update_user_status", {"users": []}).body, b'{"result":{}}')
         self.assertEqual(api("get_user_status", {"users": []}).body,
@@ -349,7 +205,7 @@ class BatchAndLegacy(unittest.TestCase):
             {"delete_user_status": {"users": ["b1"]}},
             {"get_user_status": {"users": ["b1"]}, "update_user_status": {"users": ["b1"]}},
         ], "parallel": True}
-        r = h.http(WEB.port, "POST", "/api/batch", body, AUTH)
+        r = api("batch", body)
         self.assertEqual(r.status, 200)
         rep = r.json()["replies"]
         self.assertEqual(len(rep), 8)
@@ -362,8 +218,11 @@ class BatchAndLegacy(unittest.TestCase):
         self.assertNotIn("online", st[0])
         self.assertEqual(st[2], {"user": "b3"})
         self.assertEqual(rep[3]["error"]["code"], 107)
-        self.assertEqual(rep[4]["error"], {"code": 104, "message": "not found",
-                                           "details": rep[4]["error"]["details"]})
+        self.assertEqual(sorted(rep[4]["error"]), ["code", "details", "message"])
+        self.assertEqual((rep[4]["error"]["code"], rep[4]["error"]["message"]),
+                         (104, "not found"))
+        self.assertIsInstance(rep[4]["error"]["details"], str)
+        self.assertIn("unknown method", rep[4]["error"]["details"])
         self.assertEqual(rep[5]["error"]["code"], 107)
         self.assertEqual(rep[6], {"delete_user_status": {}})
         self.assertEqual(rep[7]["error"]["code"], 107)
@@ -372,14 +231,14 @@ class BatchAndLegacy(unittest.TestCase):
         self.assertEqual(REDIS.command("EXISTS", key_of("b2")), 1)
 
     def test_batch_bad_body(self):
-        r = h.http(WEB.port, "POST", "/api/batch", {"commands": {}}, AUTH)
+        r = api("batch", {"commands": {}})
         self.assertEqual(r.status, 400)
         self.assertEqual(r.json()["error"]["code"], 107)
-        r = h.http(WEB.port, "POST", "/api/batch", b"[]", AUTH)
+        r = api("batch", b"[]")
         self.assertEqual(r.status, 400)
 
     def test_legacy_form(self):
-        body = "\n".join([
+        r = api.legacy([
             json.dumps({"id": 1, "method": "update_user_status", "params": {"users": ["l1"]}}),
             "",
             json.dumps({"id": 2, "method": "GET_USER_STATUS", "params": {"users": ["l1", "l2"]}}),
@@ -387,7 +246,6 @@ class BatchAndLegacy(unittest.TestCase):
             "{broken",
             json.dumps({"method": "delete_user_status", "params": {"users": ["l1"]}}),
         ])
-        r = h.http(WEB.port, "POST", "/api", body, AUTH)
         self.assertEqual(r.status, 200)
         lines = r.body.split(b"\n")
         self.assertEqual(len(lines), 5)
@@ -403,131 +261,75 @@ class BatchAndLegacy(unittest.TestCase):
         self.assertEqual(REDIS.command("EXISTS", key_of("l1")), 0)
 
 
-class RedisOutage(unittest.TestCase):
-    def test_redis_stopped_mid_run(self):
-        self.assertEqual(api("update_user_status", {"users": ["o"]}).body, b'{"result":{}}')
-        REDIS.stop()
-        try:
-            for _ in range(5):
-                t0 = time.monotonic()
-                r = api("get_user_status", {"users": ["o"]})
-                elapsed = time.monotonic() - t0
-                self.assertEqual(r.status, 200)
-                self.assertEqual(r.body,
-                                 b'{"error":{"code":100,"message":"internal server error"}}')
-                self.assertLess(elapsed, 1.0, "error 100 must come within io_timeout (1s)")
-        finally:
-            REDIS.start()
-        deadline = time.monotonic() + 5
-        while True:
-            r = api("update_user_status", {"users": ["o"]})
-            if r.body == b'{"result":{}}':
-                break
-            self.assertLess(time.monotonic(), deadline, "ustatus did not reconnect")
-            time.sleep(0.1)
-        self.assertEqual(REDIS.command("EXISTS", key_of("o")), 1)
-        self.assertIn("redis", WEB.error_log())
+class JsonIntake(unittest.TestCase):
+    """One strict JSON reader for every body (SPEC §1.2): NaN, Infinity, -Infinity, a raw
+    control character in a string and anything after the JSON value are malformed JSON,
+    answered 400 / 107 like any other, and nothing reaches Redis."""
 
+    def setUp(self):
+        REDIS.cli("FLUSHALL")
 
-class HealthBackOff(unittest.TestCase):
-    def test_health_does_not_storm_a_dead_redis(self):
-        """/health needs no key: it must respect the connection back-off (SPEC §3.6)."""
-        import socket
-        import threading
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        accepted = []
+    def assert_nothing_written(self):
+        self.assertEqual(REDIS.command("KEYS", "*"), [])
 
-        def accept_and_close():
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                accepted.append(time.monotonic())
-                conn.close()  # a Redis that accepts and hangs up at once
+    def test_direct_calls(self):
+        for method in ("update_user_status", "get_user_status", "delete_user_status",
+                       "update_user_online"):
+            for what, body in at.bad_json_bodies(b'{"users":["<S>"]}'):
+                at.assert_bad_request(self, api(method, body), f"{method}: {what}")
+        for what, body in at.bad_json_bodies(b'{"users":["j1"],"state":"<S>"}'):
+            at.assert_bad_request(self, api("update_user_status", body), f"state: {what}")
+        self.assert_nothing_written()
+        # The same bodies without the flaw are taken (the flaw alone is refused).
+        r = api("update_user_status", b'{"users":["j1"],"state":"s","x":1.5e3}')
+        self.assertEqual((r.status, r.body), (200, b'{"result":{}}'))
 
-        threading.Thread(target=accept_and_close, daemon=True).start()
-        conf = h.write_config(TMP, f"""
-http_api {{ key = "{KEY}" }}
-user_status {{ redis {{ address = "127.0.0.1:{listener.getsockname()[1]}" }} }}
-""", "health.conf")
-        with h.Lighttpd(conf, prefix="/health") as web:
-            t0 = time.monotonic()
-            for _ in range(40):
-                r = h.http(web.port, "GET", "/health")
-                self.assertEqual(r.status, 503)
-            elapsed = time.monotonic() - t0
-        listener.close()
-        # Back-off: 100 ms, doubling, at most 1 s; a few connects per second, never one
-        # per request.
-        self.assertLessEqual(len(accepted), 2 + int(elapsed / 0.1), (len(accepted), elapsed))
-        self.assertLess(len(accepted), 40)
+    def test_batch(self):
+        for what, body in at.bad_json_bodies(
+                b'{"commands":[{"update_user_status":{"users":["<S>"]}}]}'):
+            at.assert_bad_request(self, api("batch", body), f"batch: {what}")
+        for what, body in at.bad_json_bodies(b'{"users":["<S>"]}'):
+            if what in ("trailing garbage", "a second value"):
+                continue  # inside the array these are a missing ',' — malformed all the same
+            whole = b'{"commands":[{"update_user_status":' + body + b'}]}'
+            at.assert_bad_request(self, api("batch", whole), f"batch params: {what}")
+        # A good command next to the bad one is not run either: the body is refused whole.
+        body = (b'{"commands":[{"update_user_status":{"users":["b1"]}},'
+                b'{"update_user_online":{"users":["b2"],"x":NaN}}]}')
+        at.assert_bad_request(self, api("batch", body), "good and bad commands")
+        self.assert_nothing_written()
 
-
-class Addresses(unittest.TestCase):
-    """SPEC §3.1 against a Redis that wants a password: a unix socket, and a redis:// URL
-    with an ACL user, a db and timeouts; AUTH and SELECT on every new connection."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sock = os.path.join(h.make_tmpdir("ustatus-unix-"), "redis.sock")
-        cls.redis = h.Redis(args=["--unixsocket", cls.sock, "--unixsocketperm", "700",
-                                  "--requirepass", "default-pw",
-                                  "--user", "alice", "on", ">alice-pw", "~*", "+@all"])
-        # Redis.start() PINGs without a password: start by hand and wait for the port.
-        cls.redis.proc = h.start_process(
-            [h.which("redis-server"), "--port", str(cls.redis.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", cls.redis.dir] + cls.redis.args,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        h.wait_port(cls.redis.port, proc=cls.redis.proc)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.stop()
-
-    def cli(self, db, *args):
-        r = subprocess.run([h.which("redis-cli"), "-p", str(self.redis.port), "-a",
-                            "default-pw", "--no-auth-warning", "-n", str(db), *args],
-                           capture_output=True, text=True, timeout=20)
-        return r.stdout.strip()
-
-    def conf(self, name, redis):
-        return h.write_config(TMP, f'http_api {{ key = "{KEY}" }}\n'
-                                   f'user_status {{ redis {{ {redis} prefix = "ad" }} }}\n', name)
-
-    def update(self, conf, user):
-        return h.cgi(conf, path="/api/update_user_status", body={"users": [user]},
-                     headers={"X-API-Key": KEY})
-
-    def test_unix_socket_with_password(self):
-        c = self.conf("unix.conf", f'address = "unix://{self.sock}" password = "default-pw"')
-        r = self.update(c, "u1")
-        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
-        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u1"), "1")
-
-    def test_redis_url_acl_user_db_and_timeouts(self):
-        c = self.conf("url.conf", f'address = "redis://alice:alice-pw@127.0.0.1:{self.redis.port}'
-                                  f'/3?connect_timeout=500ms&io_timeout=2s"')
-        r = self.update(c, "u2")
-        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
-        self.assertEqual(self.cli(3, "EXISTS", "ad.user_status.u2"), "1")
-        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u2"), "0")
-        # the section's user/password/db options do the same as the URL
-        c = self.conf("opts.conf", f'address = "127.0.0.1:{self.redis.port}" user = "alice" '
-                                   f'password = "alice-pw" db = 5')
-        self.assertEqual(self.update(c, "u3").body, b'{"result":{}}')
-        self.assertEqual(self.cli(5, "EXISTS", "ad.user_status.u3"), "1")
-
-    def test_wrong_password_is_error_100_and_not_logged(self):
-        c = self.conf("badpw.conf", f'address = "redis://alice:wrong-secret@127.0.0.1:'
-                                    f'{self.redis.port}"')
-        r = self.update(c, "u4")
-        self.assertEqual(r.body, b'{"error":{"code":100,"message":"internal server error"}}')
-        self.assertIn("AUTH failed", r.stderr)
-        self.assertNotIn("wrong-secret", r.stderr)
-        self.assertEqual(self.cli(0, "EXISTS", "ad.user_status.u4"), "0")
+    def test_legacy_form(self):
+        # A line the reader refuses is answered in its reply line as error 107, like the
+        # "{broken" line of test_legacy_form; the request as a whole is still HTTP 200.
+        for what, params in at.bad_json_bodies(b'{"users":["<S>"]}'):
+            line = b'{"id":7,"method":"update_user_status","params":' + params + b'}'
+            r = api.legacy([line])
+            self.assertEqual(r.status, 200, what)
+            replies = r.body.split(b"\n")
+            # (a raw newline splits the line in two: two malformed lines, two replies)
+            self.assertEqual(len(replies), 2 if what == "a raw newline in a string" else 1,
+                             (what, r))
+            for reply in replies:
+                j = json.loads(reply)
+                self.assertNotIn("result", j, what)
+                self.assertEqual((j["error"]["code"], j["error"]["message"]),
+                                 (107, "bad request"), (what, r))
+        # NaN and garbage after the line's own object, with a good line before and after.
+        good = json.dumps({"id": 1, "method": "get_user_status", "params": {"users": ["x"]}})
+        for bad in (b'{"id":2,"method":"update_user_status","params":{"users":["lg"]},"x":NaN}',
+                    b'{"id":2,"method":"update_user_status","params":{"users":["lg"]}} x',
+                    b'{"id":2,"method":"update_user_status","params":{"users":["lg"],'
+                    b'"x":-Infinity}}'):
+            r = api.legacy([good, bad, good])
+            self.assertEqual(r.status, 200, bad)
+            lines = r.body.split(b"\n")
+            self.assertEqual(len(lines), 3, r)
+            self.assertEqual(lines[0], b'{"id":1,"result":{"statuses":[{"user":"x"}]}}')
+            self.assertEqual(json.loads(lines[1])["error"]["code"], 107, (bad, r))
+            self.assertNotIn(b'"result"', lines[1])
+            self.assertEqual(lines[2], lines[0])
+        self.assert_nothing_written()
 
 
 class Variants(unittest.TestCase):
@@ -627,57 +429,6 @@ user_status {{ redis {{ address = "127.0.0.1:{REDIS.port}" }} }}
         self.assertEqual(r.status, 401)
         self.assertNotIn(KEY, r.stderr)
         self.assertNotIn(KEY, WEB.error_log())
-
-
-class ConfigErrors(unittest.TestCase):
-    def run_bin(self, *args, env=None):
-        e = {"PATH": os.environ.get("PATH", "")}
-        e.update(env or {})
-        return subprocess.run([h.BIN, *args], capture_output=True, text=True, timeout=20, env=e)
-
-    def test_error_names_option_and_line_exit_78(self):
-        c = h.write_config(TMP, 'http_api {\n  key = "k"\n}\nuser_status {\n'
-                                '  expire_interval = "12x"\n}\n', "bad.conf")
-        r = self.run_bin("-c", c, "--check-config")
-        self.assertEqual(r.returncode, 78)
-        self.assertIn("expire_interval", r.stderr)
-        self.assertIn(":5", r.stderr)
-        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
-        c = h.write_config(TMP, 'http_api {\n  kee = "k"\n}\n', "bad2.conf")
-        r = self.run_bin("-c", c, "--check-config")
-        self.assertEqual(r.returncode, 78)
-        self.assertIn("kee", r.stderr)
-        self.assertIn(":2", r.stderr)
-        # the same when started for real, not only with --check-config
-        r = self.run_bin("-c", c)
-        self.assertEqual(r.returncode, 78)
-        r = self.run_bin("-c", os.path.join(TMP, "missing.conf"))
-        self.assertEqual(r.returncode, 78)
-
-    def test_long_password_refused_and_not_logged(self):
-        secret = "p" * 299 + "Z"
-        c = h.write_config(TMP, f'user_status {{ redis {{ password = "{secret}" }} }}\n',
-                           "longpw.conf")
-        r = self.run_bin("-c", c, "--check-config")
-        self.assertEqual(r.returncode, 78)
-        self.assertIn("longer than 255 bytes", r.stderr)
-        self.assertNotIn("pZ", r.stderr)
-        # a password in a redis:// URL with '/' and '?' in it: never quoted back
-        r = self.run_bin("-c", CONF, "--check-config", env={
-            "USTATUS_USER_STATUS_REDIS_ADDRESS": "redis://default:s3cr/et?PW@127.0.0.1:99999"})
-        self.assertEqual(r.returncode, 78)
-        self.assertNotIn("s3cr", r.stderr)
-        self.assertNotIn("PW", r.stderr)
-
-    def test_check_config_ok_and_version(self):
-        r = self.run_bin("-c", CONF, "--check-config")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        r = self.run_bin("--version")
-        self.assertEqual(r.returncode, 0)
-        self.assertTrue(r.stdout.startswith("ustatus-fcgi "))
-        r = self.run_bin("--help")
-        self.assertEqual(r.returncode, 0)
-        self.assertIn("--config", r.stdout)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ the heartbeat must set `online`, and get_user_status must then show both.
 The scenario runs in tests/browser/drive.js; this file sets up the servers, makes the
 tokens and asserts on what the driver reports.
 """
-import base64
 import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -21,6 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
 
 KEY = "browser-api-key"
@@ -32,15 +31,8 @@ BROWSER_DIR = os.path.join(h.SRCDIR, "tests", "browser")
 CHROMIUM = "/usr/bin/chromium"
 
 
-def b64url(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
 def hs256(claims):
-    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64url(sig)}"
+    return at.hs256(SECRET, claims)
 
 
 def node_modules():
@@ -102,9 +94,7 @@ fastcgi.server += (
 
 
 def tearDownModule():
-    WEB.stop()
-    REDIS.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(WEB, REDIS, dirs=[TMP])
 
 
 def paths(calls):
@@ -185,9 +175,7 @@ class Browser(unittest.TestCase):
         self.assertEqual(final["user"], USER)
         self.assertGreaterEqual(final["active"], last_input_s)
         self.assertGreaterEqual(final["online"], final["active"])
-        r = h.http(WEB.port, "POST", "/api/get_user_status", {"users": [USER]},
-                   {"X-API-Key": KEY})
-        self.assertEqual(r.json()["result"]["statuses"][0], final)
+        self.assertEqual(at.Api(WEB.port, KEY).statuses([USER])[0], final)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,25 @@
 """Client-side status updates (SPEC §6) against a real redis-server: the JWT-authenticated
-client endpoints, CORS, the per-user minimum write interval and the Centrifugo RPC proxy
-endpoint, through a real lighttpd spawning ustatus-fcgi (one process, so the minimum
+client endpoints, CORS and the per-user minimum write interval (the Centrifugo RPC proxy:
+test_rpc_proxy.py), through a real lighttpd spawning ustatus-fcgi (one process, so the minimum
 interval is observable) and as plain CGI for configuration variants.
 
 Every token is made here: RSA and EC keys by the openssl command line, which also signs
 RS256/ES256 tokens (its DER ECDSA signatures are converted to the JWS r||s form), and
 HS256 with Python's hmac. Every rejected call is checked to have written nothing.
 """
-import base64
 import hashlib
 import hmac
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
+from apitest import Unique, b64url  # noqa: E402
 
 API_KEY = "client-it-api-key"
 PROXY_KEY = "client-it-proxy-key"
@@ -33,10 +33,6 @@ EXPIRED = b'{"error":{"code":109,"message":"token expired"}}'
 
 
 # ---- tokens ----
-
-def b64url(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
 
 def openssl(*args, data=None):
     r = subprocess.run([h.which("openssl"), *args], input=data, capture_output=True, timeout=30)
@@ -109,11 +105,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    WEB.stop()
-    WEB_ZERO.stop()
-    WEB_LONG.stop()
-    REDIS.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(WEB, WEB_ZERO, WEB_LONG, REDIS, dirs=[TMP])
 
 
 def config(name, client=None, token=None, user_status=None, proxy=None):
@@ -146,8 +138,7 @@ fastcgi.server += (
 
 def stored(user):
     """The user's hash in Redis as {field: str}, {} when there is no key."""
-    raw = REDIS.command("HGETALL", f"{PREFIX}.user_status.{user}")
-    return {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
+    return at.stored(REDIS, f"{PREFIX}.user_status.{user}")
 
 
 def client_call(path, token=None, body=b"{}", headers=None, method="POST", port=None):
@@ -160,12 +151,7 @@ def client_call(path, token=None, body=b"{}", headers=None, method="POST", port=
 
 def eval_calls():
     """How many scripts Redis has run (the store runs one per user write)."""
-    info = REDIS.cli("INFO", "commandstats")
-    n = 0
-    for line in info.splitlines():
-        if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
-            n += int(line.split("calls=")[1].split(",")[0])
-    return n
+    return at.script_calls(REDIS)
 
 
 def warm(port):
@@ -174,16 +160,6 @@ def warm(port):
     u = Unique.user("warm")
     r = client_call("/client/online", make_token("HS256", claims_for(u), SECRET), port=port)
     assert r.status == 200, r
-
-
-class Unique:
-    """User IDs unused so far, so that 'no write' is simply 'no key'."""
-    n = 0
-
-    @classmethod
-    def user(cls, tag):
-        cls.n += 1
-        return f"{tag}-{os.getpid()}-{cls.n}"
 
 
 # ---- tests ----
@@ -506,15 +482,31 @@ class Endpoints(unittest.TestCase):
         ]
         for name, kw, option in cases:
             conf = config(name, **kw)
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GATEWAY_INTERFACE": "CGI/1.1",
-                   "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/client/online",
-                   "CONTENT_LENGTH": "0"}
-            r = subprocess.run([h.BIN, "-c", conf], env=env, capture_output=True, timeout=30)
+            env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
+                   "SCRIPT_NAME": "/client/online", "CONTENT_LENGTH": "0"}
+            r = h.run_bin("-c", conf, env=env, timeout=30)
             self.assertEqual(r.returncode, 78, name)
-            err = r.stderr.decode()
+            err = r.stderr
             self.assertIn(option, err)
             self.assertNotIn("BEGIN", err)
             self.assertNotIn(KEYS["ec"][1].splitlines()[1][:20], err)
+
+
+class JsonIntake(unittest.TestCase):
+    """The client endpoints read their body with the same strict JSON reader as the server
+    API (SPEC §1.2): NaN, Infinity, a raw control character in a string and anything after
+    the value are a bad request (400 / 107) and nothing is written."""
+
+    def test_refused_and_nothing_written(self):
+        for path in ("/client/update_user_status", "/client/online"):
+            for good in (b'{"state":"<S>"}', b'{"unknown":"<S>"}'):
+                for what, body in at.bad_json_bodies(good):
+                    with self.subTest(path=path, body=body):
+                        user = Unique.user("intake")
+                        tok = make_token("HS256", claims_for(user), SECRET)
+                        r = client_call(path, tok, body, port=WEB_ZERO.port)
+                        self.assertEqual(stored(user), {}, f"{path}: {what} wrote")
+                        at.assert_bad_request(self, r, f"{path} {good!r}: {what}")
 
 
 class MinimumInterval(unittest.TestCase):
@@ -592,98 +584,6 @@ class MinimumInterval(unittest.TestCase):
             self.assertEqual((r.status, r.body), (200, OK))
         self.assertEqual(eval_calls() - before, 30)
 
-
-class RpcProxy(unittest.TestCase):
-    def rpc(self, body, key=PROXY_KEY, method="POST"):
-        hdrs = {"Content-Type": "application/json"}
-        if key is not None:
-            hdrs["X-API-Key"] = key
-        return h.http(WEB.port, method, "/centrifugo/rpc", body, hdrs)
-
-    def request(self, who, method="update_user_status", **kw):
-        # Exactly what Centrifugo v6 sends for a client RPC (proxyproto.RPCRequest as JSON).
-        body = {"client": "9336a229-2400-4ebc-8c50-0a643d22e8a0", "transport": "websocket",
-                "protocol": "json", "encoding": "json", "user": who, "method": method,
-                "data": {}}
-        body.update(kw)
-        return body
-
-    def test_update(self):
-        u = Unique.user("rpc")
-        before = int(time.time())
-        r = self.rpc(self.request(u))
-        self.assertEqual((r.status, r.body), (200, b'{"result":{"data":{}}}'))
-        self.assertEqual(r.headers["content-type"], "application/json")
-        st = stored(u)
-        self.assertGreaterEqual(int(st["active"]), before)
-        self.assertEqual(st["online"], st["active"])
-        self.assertNotIn("state", st)
-
-    def test_namespaced_method(self):
-        u = Unique.user("rpc-ns")
-        r = self.rpc(self.request(u, method="status:update_user_status"))
-        self.assertEqual((r.status, r.body), (200, b'{"result":{"data":{}}}'))
-        self.assertIn("active", stored(u))
-
-    def test_state_meta_and_binary(self):
-        u = Unique.user("rpc-state")
-        r = self.rpc(self.request(u, data={"state": "away"}, meta={"x": 1}))
-        self.assertEqual((r.status, r.body), (200, b'{"result":{"data":{}}}'))
-        self.assertEqual(stored(u)["state"], "away")
-        r = self.rpc(self.request(u, data={"state": "NOT valid"}))
-        self.assertEqual(r.json(), {"error": {"code": 400, "message": "bad request"}})
-        # binary_encoding: b64data instead of data, and nothing but b64data may come back.
-        u2 = Unique.user("rpc-binary")
-        req = self.request(u2, encoding="binary", b64data=base64.b64encode(b"\x00\x01").decode())
-        del req["data"]
-        r = self.rpc(req)
-        self.assertEqual((r.status, r.body), (200, b'{"result":{}}'))
-        self.assertIn("active", stored(u2))
-
-    def test_errors(self):
-        u = Unique.user("rpc-err")
-        for key in (None, "", "wrong", PROXY_KEY + "x", API_KEY):
-            r = self.rpc(self.request(u), key=key)
-            self.assertEqual((r.status, r.body), (401, b""), key)
-        for other in ("getCurrentPrice", "update_user_status:x", "update_user_statuses",
-                      "update_user_online", ""):
-            r = self.rpc(self.request(u, method=other))
-            self.assertEqual(r.json()["error"]["code"], 404, other)
-        r = self.rpc(self.request(u, method="getCurrentPrice"))
-        self.assertEqual((r.status, r.body), (200, b'{"error":{"code":404,"message":"method not found"}}'))
-        r = self.rpc(self.request(""))
-        self.assertEqual((r.status, r.body), (200, b'{"error":{"code":403,"message":"permission denied"}}'))
-        r = self.rpc(self.request(u, user=None))
-        self.assertEqual(r.json()["error"]["code"], 403)
-        r = self.rpc(None, method="GET")  # (lighttpd itself refuses a GET with a body)
-        self.assertEqual((r.status, r.headers.get("allow")), (405, "POST"))
-        for body in (b"", b"{", b"[]"):
-            self.assertEqual(self.rpc(body).status, 400, body)
-        r = h.http(WEB.port, "POST", "/centrifugo/connect", self.request(u),
-                   {"X-API-Key": PROXY_KEY})
-        self.assertEqual(r.status, 404)
-        self.assertEqual(stored(u), {})
-
-    def test_disabled_without_key(self):
-        conf = config("noproxy.json", proxy={})
-        u = Unique.user("rpc-off")
-        r = h.cgi(conf, path="/centrifugo/rpc", body=self.request(u),
-                  headers={"X-API-Key": PROXY_KEY})
-        self.assertEqual((r.status, r.body), (401, b""))  # the server API's answer
-        r = h.cgi(conf, path="/centrifugo/rpc", body=self.request(u),
-                  headers={"X-API-Key": API_KEY})
-        self.assertEqual(r.status, 404)
-        self.assertEqual(stored(u), {})
-
-    def test_shares_the_minimum_interval(self):
-        u = Unique.user("rpc-burst")
-        warm(WEB.port)
-        before = eval_calls()
-        t0 = time.time()
-        for _ in range(20):
-            self.assertEqual(self.rpc(self.request(u)).status, 200)
-        seconds = int(time.time()) - int(t0) + 1
-        self.assertLessEqual(eval_calls() - before, seconds)
 
 
 if __name__ == "__main__":

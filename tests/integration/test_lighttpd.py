@@ -44,15 +44,15 @@ def setUpModule():
     else:
         web = re.sub(r"^server\.(user|group)name.*$", "", web, flags=re.M)
     path = h.write_config(TMP, web, "lighttpd.conf")
+    # lighttpd's error log, and the spawned processes' stderr (server.breakagelog)
+    h.watch_log(os.path.join(TMP, "lighttpd-error.log"), os.path.join(TMP, "ustatus.log"))
     LIGHTTPD = h.start_process([h.which("lighttpd"), "-D", "-f", path],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     h.wait_port(PORT, proc=LIGHTTPD)
 
 
 def tearDownModule():
-    h.stop_process(LIGHTTPD)
-    REDIS.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(LIGHTTPD, REDIS, dirs=[TMP])
 
 
 def curl(method_name, users='["42"]'):

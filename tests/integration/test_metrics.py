@@ -1,4 +1,4 @@
-"""GET /health and GET /metrics (SPEC §7, issue 4): the counters are summed over every
+"""The counters of GET /metrics (SPEC §7, issue 4; the endpoints themselves: test_ops.py) are summed over every
 process that runs with the same configuration file, whether they are the ustatus pool's
 workers, processes lighttpd spawned (max-procs 4), or separate CGI runs.
 
@@ -31,9 +31,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    REDIS.stop()
-    shutil.rmtree(REDIS.dir, ignore_errors=True)
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(REDIS, dirs=[REDIS.dir, TMP])
 
 
 _n = [0]
@@ -248,38 +246,6 @@ class CgiProcesses(unittest.TestCase):
             self.assertEqual(os.stat(shm).st_size, 0, "left untouched")
         finally:
             os.unlink(shm)
-
-
-class Health(unittest.TestCase):
-    def test_ok_and_unavailable(self):
-        conf = new_conf()
-        r = h.cgi(conf, method="GET", path="/health")
-        self.assertEqual((r.status, r.json()), (200, {"status": "ok"}))
-        self.assertEqual(r.headers["content-type"], "application/json")
-        dead = h.free_port()
-        conf = new_conf(redis_addr=f'{{"127.0.0.1:{REDIS.port}", "127.0.0.1:{dead}"}}')
-        r = h.cgi(conf, method="GET", path="/health")
-        self.assertEqual(r.status, 503)
-        body = r.json()
-        self.assertEqual(body["status"], "unavailable")
-        nodes = {n["node"]: n for n in body["nodes"]}
-        self.assertTrue(nodes[f"127.0.0.1:{REDIS.port}"]["ok"])
-        self.assertFalse(nodes[f"127.0.0.1:{dead}"]["ok"])
-        self.assertTrue(nodes[f"127.0.0.1:{dead}"]["error"])
-        s.unlink_metrics(conf)
-
-    def test_no_key_get_only_exact_paths(self):
-        conf = new_conf()
-        r = h.cgi(conf, method="POST", path="/health", headers=AUTH, body={})
-        self.assertEqual((r.status, r.headers.get("allow")), (405, "GET"))
-        r = h.cgi(conf, method="POST", path="/metrics", headers=AUTH, body={})
-        self.assertEqual((r.status, r.headers.get("allow")), (405, "GET"))
-        # Under the API prefix they are API paths like any other: not operations.
-        r = h.cgi(conf, method="GET", path="/api/health")
-        self.assertEqual((r.status, r.headers.get("allow")), (405, "POST"))
-        r = h.cgi(conf, method="POST", path="/api/metrics", headers=AUTH, body={})
-        self.assertEqual(r.status, 404)
-        s.unlink_metrics(conf)
 
 
 class RedisCounters(unittest.TestCase):

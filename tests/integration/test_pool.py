@@ -17,7 +17,6 @@ What is asserted, precisely:
   - max_requests recycling, back-off when workers keep dying, TCP + --user, usage errors.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -51,9 +50,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    REDIS.stop()
-    shutil.rmtree(REDIS.dir, ignore_errors=True)
-    shutil.rmtree(TMP, ignore_errors=True)
+    h.tear_down_module(REDIS, dirs=[REDIS.dir, TMP])
 
 
 _n = [0]
@@ -142,14 +139,16 @@ class Basics(unittest.TestCase):
     def test_listen_and_workers_from_the_file_cli_wins(self):
         sock = os.path.join(TMP, "from-file.sock")
         conf = new_conf(extra=f'fcgi {{ listen = "unix:{sock}" workers = 3 }}')
-        p = h.start_process([h.BIN, "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+        log_path = os.path.join(TMP, "from-file.log")
+        h.watch_log(log_path)
+        log = open(log_path, "ab")
+        p = h.start_process([h.BIN, "-c", conf], stdout=subprocess.DEVNULL, stderr=log)
         try:
             s.wait_until(lambda: len(h.child_pids(p.pid)) == 3, 10, "3 workers from fcgi.workers")
         finally:
             h.stop_process(p)
         p = h.start_process([h.BIN, "-c", conf, "--workers", "1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=log)
         try:
             s.wait_until(lambda: len(h.child_pids(p.pid)) == 1, 10, "--workers 1 winning")
             time.sleep(0.2)
@@ -158,6 +157,7 @@ class Basics(unittest.TestCase):
             self.assertEqual(r.status, 200)
         finally:
             h.stop_process(p)
+            log.close()
 
     def test_sigint_stops_like_sigterm(self):
         conf = new_conf()
@@ -417,8 +417,8 @@ class Privileges(unittest.TestCase):
 
 
 class Usage(unittest.TestCase):
-    def run_bin(self, *args, timeout=10):
-        return subprocess.run([h.BIN, *args], capture_output=True, text=True, timeout=timeout)
+    def run_bin(self, *args):
+        return h.run_bin(*args, timeout=10)
 
     def test_errors(self):
         conf = new_conf()

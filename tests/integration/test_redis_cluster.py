@@ -14,7 +14,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
+from apitest import ok  # noqa: E402
 
 KEY = "cluster-key-2d8f"
 AUTH = {"X-API-Key": KEY}
@@ -44,7 +46,7 @@ def slot_of(key):
 
 
 def setUpModule():
-    global TMP, CL, WEB, CONF
+    global TMP, CL, WEB, CONF, api
     TMP = h.make_tmpdir("ustatus-cluster-")
     CL = h.Cluster(proxied=True).start()
     seeds = ",".join(f"127.0.0.1:{CL.announced(n)}" for n in CL.nodes[:2])
@@ -57,39 +59,11 @@ user_status {{
 }}
 """)
     WEB = h.Lighttpd(CONF).start()
+    api = at.Api(WEB.port, KEY, timeout=10)
 
 
 def tearDownModule():
-    WEB.stop()  # the worker exits: LeakSanitizer reports now, when built with it
-    reports = h.sanitizer_reports(WEB.error_log())
-    shutil.rmtree(WEB.dir, ignore_errors=True)
-    CL.__exit__(None, None, None)
-    shutil.rmtree(TMP, ignore_errors=True)
-    if reports:
-        raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
-
-
-def cgi(*args, **kw):
-    """harness.cgi, failing on any sanitizer report (CGI runs exit normally, so this is
-    also where leaks show)."""
-    r = h.cgi(*args, **kw)
-    reports = h.sanitizer_reports(r.stderr)
-    assert not reports, "sanitizer reports:\n" + r.stderr
-    return r
-
-
-def api(method, body, timeout=10):
-    return h.http(WEB.port, "POST", f"/api/{method}", body, AUTH, timeout=timeout)
-
-
-def ok(r):
-    return r.status == 200 and b'"error"' not in r.body
-
-
-def statuses(users):
-    r = api("get_user_status", {"users": users})
-    assert ok(r), r
-    return r.json()["result"]["statuses"]
+    h.tear_down_module(WEB, CL, dirs=[WEB.dir, TMP] + [n.dir for n in CL.nodes])
 
 
 def slot_owners():
@@ -192,7 +166,7 @@ class A_Routing(unittest.TestCase):
         users = [f"c{i}" for i in range(1000)] + ["{t}a", "{t}b", "юникод", "x" * 1024]
         self.assertEqual(api("update_user_status", {"users": users, "state": "here"}).body,
                          b'{"result":{}}')
-        st = statuses(users)
+        st = api.statuses(users)
         self.assertEqual([s["user"] for s in st], users)
         self.assertTrue(all(s.get("state") == "here" and "active" in s for s in st))
         owners = slot_owners()
@@ -262,7 +236,7 @@ class B_Redirects(unittest.TestCase):
         for p in proxies:
             p.reset()
         # ua has moved: ASK; ub exists nowhere: ASK; uc is still on src: served there
-        st = statuses([ua, ub, uc])
+        st = api.statuses([ua, ub, uc])
         self.assertEqual([s.get("state") for s in st], ["s1", None, "s1"])
         self.assertTrue(ok(api("update_user_status", {"users": [ub], "state": "new"})))
         self.assertEqual(asking(dst, "HGET", PREFIX + ub, "state"), b"new")
@@ -278,13 +252,13 @@ class B_Redirects(unittest.TestCase):
         close_slot(slot, src, dst)
         for p in proxies:
             p.reset()
-        st = statuses([ua, ub, uc])
+        st = api.statuses([ua, ub, uc])
         self.assertEqual([s.get("state") for s in st], ["s1", "new", "s1"])
         # MOVED: one map refresh for the whole request, then the named node
         self.assertEqual(sum(len(p.exchanges(b"CLUSTER")) for p in proxies), 1)
         for p in proxies:
             p.reset()
-        statuses([ua, ub, uc])
+        api.statuses([ua, ub, uc])
         self.assertEqual(sum(len(p.exchanges(b"CLUSTER")) for p in proxies), 0)
         self.assertEqual(len(CL.proxies[dst.port].exchanges(b"HMGET")), 1)
 
@@ -309,9 +283,9 @@ class B_Redirects(unittest.TestCase):
               file=sys.stderr)
         self.assertGreater(len(traffic.results), 10)
         self.assertEqual(traffic.failures(), [])
-        st = statuses(known)
+        st = api.statuses(known)
         self.assertTrue(all(s.get("state") == "w" for s in st))
-        st = statuses(traffic.written)
+        st = api.statuses(traffic.written)
         self.assertTrue(all(s.get("state") == "live" for s in st), "a write was lost")
 
     def test_3_replica_takeover(self):
@@ -336,9 +310,9 @@ class B_Redirects(unittest.TestCase):
               f"during it, {len(fails)} failed", file=sys.stderr)
         for t, body in fails:
             self.assertTrue(t0 <= t <= t1 + 0.5, f"failed outside the failover: {body!r}")
-        st = statuses(known)
+        st = api.statuses(known)
         self.assertTrue(all(s.get("state") == "pre" for s in st), "a write was lost")
-        st = statuses(traffic.written)
+        st = api.statuses(traffic.written)
         self.assertTrue(all(s.get("state") == "live" for s in st), "a write was lost")
         # writes for the old master's slots go to the new master now
         moved = next(u for u in (f"n{i}" for i in range(1000))
@@ -374,12 +348,12 @@ class B_Redirects(unittest.TestCase):
         for t, body in fails:
             self.assertTrue(t0 <= t <= t1 + 0.5, f"failed outside the failover: {body!r}")
         self.assertTrue(all(good for t, good, _ in traffic.results if t > t1 + 0.5))
-        st = statuses(known)
+        st = api.statuses(known)
         self.assertTrue(all(s.get("state") == "pre" for s in st), "a write was lost")
-        st = statuses(traffic.written)
+        st = api.statuses(traffic.written)
         self.assertTrue(all(s.get("state") == "live" for s in st), "a write was lost")
         # every master answers: the dead one is no longer in the map
-        r = cgi(CONF, method="GET", path="/health")
+        r = h.cgi(CONF, method="GET", path="/health")
         self.assertEqual((r.status, r.body), (200, b'{"status":"ok"}'), r.stderr)
 
 
@@ -400,7 +374,7 @@ user_status {{ redis {{ cluster_address = {{"{seeds}", "127.0.0.1:{single.port}"
                        prefix = "cl" }} }}
 """, "two.conf")
             users = [f"two{i}" for i in range(300)]
-            r = cgi(conf, path="/api/update_user_status", body={"users": users},
+            r = h.cgi(conf, path="/api/update_user_status", body={"users": users},
                       headers=AUTH)
             self.assertEqual(r.body, b'{"result":{}}', r.stderr)
             owners = slot_owners()
@@ -410,9 +384,9 @@ user_status {{ redis {{ cluster_address = {{"{seeds}", "127.0.0.1:{single.port}"
                 in_second = single.command("EXISTS", key)
                 self.assertEqual((in_first, in_second),
                                  (1, 0) if h.shard_index(u, 2) == 0 else (0, 1), u)
-            r = cgi(conf, path="/api/get_user_status", body={"users": users}, headers=AUTH)
+            r = h.cgi(conf, path="/api/get_user_status", body={"users": users}, headers=AUTH)
             self.assertEqual([s["user"] for s in r.json()["result"]["statuses"]], users)
-            r = cgi(conf, method="GET", path="/health")
+            r = h.cgi(conf, method="GET", path="/health")
             self.assertEqual((r.status, r.body), (200, b'{"status":"ok"}'), r.stderr)
             # a second "cluster" that is a plain server: named, with why
             plain = h.Redis().start()
@@ -420,7 +394,7 @@ user_status {{ redis {{ cluster_address = {{"{seeds}", "127.0.0.1:{single.port}"
                 bad = h.write_config(TMP, f"""
 user_status {{ redis {{ cluster_address = {{"{seeds}", "127.0.0.1:{plain.port}"}} }} }}
 """, "bad.conf")
-                r = cgi(bad, method="GET", path="/health")
+                r = h.cgi(bad, method="GET", path="/health")
             finally:
                 plain.stop()
                 shutil.rmtree(plain.dir, ignore_errors=True)
@@ -459,7 +433,7 @@ user_status {{ redis {{ cluster_address = "127.0.0.1:{node.port}" prefix = "cl" 
             timer = threading.Timer(0.15, node.cli, ("CLUSTER", "ADDSLOTS", "0"))
             t0 = time.monotonic()
             timer.start()
-            r = cgi(conf, path="/api/update_user_status", body={"users": [user]},
+            r = h.cgi(conf, path="/api/update_user_status", body={"users": [user]},
                     headers=AUTH)
             elapsed = time.monotonic() - t0
             timer.join()
@@ -471,7 +445,7 @@ user_status {{ redis {{ cluster_address = "127.0.0.1:{node.port}" prefix = "cl" 
             node.cli("CLUSTER", "DELSLOTS", "0")
             state_is("fail")
             t0 = time.monotonic()
-            r = cgi(conf, path="/api/get_user_status", body={"users": [user]}, headers=AUTH)
+            r = h.cgi(conf, path="/api/get_user_status", body={"users": [user]}, headers=AUTH)
             elapsed = time.monotonic() - t0
             self.assertEqual(r.json()["error"]["code"], 100)
             self.assertIn("CLUSTERDOWN", r.stderr)

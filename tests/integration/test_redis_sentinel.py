@@ -4,14 +4,15 @@ sentinels. ustatus runs as one persistent worker under a real lighttpd, so disco
 failover handling and rediscovery happen inside a long-lived process, as in production.
 """
 import os
-import shutil
 import signal
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
+from apitest import ok  # noqa: E402
 
 KEY = "sentinel-key-4b7e"
 AUTH = {"X-API-Key": KEY}
@@ -84,7 +85,7 @@ user_status {{
 
 
 def setUpModule():
-    global TMP, NODES, SENTINELS, WEB, SENT_ADDRS, CONF
+    global TMP, NODES, SENTINELS, WEB, SENT_ADDRS, CONF, api
     TMP = h.make_tmpdir("ustatus-sentinel-")
     master = h.Redis(args=DATA_ACL).start()
     replica = h.Redis(args=DATA_ACL + ["--replicaof", "127.0.0.1", str(master.port)]).start()
@@ -98,35 +99,12 @@ def setUpModule():
     SENT_ADDRS = [DEAD] + [f"127.0.0.1:{s.port}" for s in SENTINELS]
     CONF = h.write_config(TMP, conf_text([SENT_ADDRS], extra='log { level = "debug" }'))
     WEB = h.Lighttpd(CONF).start()
+    api = at.Api(WEB.port, KEY, timeout=10)
 
 
 def tearDownModule():
-    WEB.stop()  # the worker exits: LeakSanitizer reports now, when built with it
-    reports = h.sanitizer_reports(WEB.error_log())
-    shutil.rmtree(WEB.dir, ignore_errors=True)
-    for n in list(NODES.values()) + SENTINELS:
-        n.stop()
-        shutil.rmtree(n.dir, ignore_errors=True)
-    shutil.rmtree(TMP, ignore_errors=True)
-    if reports:
-        raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
-
-
-def cgi(*args, **kw):
-    """harness.cgi, failing on any sanitizer report (CGI runs exit normally, so this is
-    also where leaks show)."""
-    r = h.cgi(*args, **kw)
-    reports = h.sanitizer_reports(r.stderr)
-    assert not reports, "sanitizer reports:\n" + r.stderr
-    return r
-
-
-def api(method, body, web=None):
-    return h.http((web or WEB).port, "POST", f"/api/{method}", body, AUTH, timeout=10)
-
-
-def ok(r):
-    return r.status == 200 and b'"error"' not in r.body
+    nodes = list(NODES.values()) + SENTINELS
+    h.tear_down_module(WEB, *nodes, dirs=[WEB.dir, TMP] + [n.dir for n in nodes])
 
 
 def current_master():
@@ -135,12 +113,6 @@ def current_master():
 
 def other(node):
     return next(n for n in NODES.values() if n is not node)
-
-
-def statuses(users, web=None):
-    r = api("get_user_status", {"users": users}, web)
-    assert ok(r), r
-    return r.json()["result"]["statuses"]
 
 
 class Failover(unittest.TestCase):
@@ -182,7 +154,7 @@ class Failover(unittest.TestCase):
         self.assertEqual(data(master, "EXISTS", "se.user_status.d1"), "1")
         # the default user cannot read it: ustatus did authenticate as DATA_USER
         self.assertIn("NOPERM", master.cli("EXISTS", "se.user_status.d1"))
-        self.assertTrue(all(s["state"] == "here" for s in statuses(users)))
+        self.assertTrue(all(s["state"] == "here" for s in api.statuses(users)))
 
     def test_2_sentinel_failover(self):
         workers = h.child_pids(WEB.proc.pid)
@@ -197,7 +169,7 @@ class Failover(unittest.TestCase):
         print(f"\n  SENTINEL FAILOVER: requests fine again {took:.2f}s after it "
               f"({failures} failed probes)", file=sys.stderr)
         self.assertLess(took, 8)
-        st = statuses(users)
+        st = api.statuses(users)
         self.assertTrue(all(s.get("state") == "before" and "active" in s for s in st))
         # The old master is still a master for a while (the sentinels demote it seconds
         # later), and accepts writes that its resync would then wipe: ustatus must have
@@ -230,10 +202,10 @@ class Failover(unittest.TestCase):
               f"({failures} failed probes; down-after-milliseconds is 1s)", file=sys.stderr)
         self.assertLess(took, 10)
         self.assertGreater(failures, 0)
-        st = statuses(users)
+        st = api.statuses(users)
         self.assertTrue(all(s.get("state") == "before-kill" for s in st))
         self.assertEqual(h.child_pids(WEB.proc.pid), workers, "ustatus was restarted")
-        r = cgi(CONF, method="GET", path="/health")
+        r = h.cgi(CONF, method="GET", path="/health")
         self.assertEqual((r.status, r.body), (200, b'{"status":"ok"}'))
         log = WEB.error_log()
         self.assertIn(f'master "{NAME}" is 127.0.0.1:{replica.port}', log)
@@ -257,15 +229,16 @@ class Errors(unittest.TestCase):
         conf = h.write_config(TMP, conf_text([SENT_ADDRS[1:]], name="no-such-master"),
                               "wrong.conf")
         with h.Lighttpd(conf) as web:
-            r = api("get_user_status", {"users": ["1"]}, web)
+            web_api = at.Api(web.port, KEY, timeout=10)
+            r = web_api("get_user_status", {"users": ["1"]})
             self.assertEqual((r.status, r.body),
                              (200, b'{"error":{"code":100,"message":"internal server error"}}'))
-            r = api("update_user_status", {"users": ["1"]}, web)
+            r = web_api("update_user_status", {"users": ["1"]})
             self.assertEqual(r.json()["error"]["code"], 100)
             log = web.error_log()
         self.assertIn('master name "no-such-master" unknown to the sentinels', log)
         self.assertNotIn("no sentinel reachable", log)
-        r = cgi(conf, method="GET", path="/health")
+        r = h.cgi(conf, method="GET", path="/health")
         self.assertEqual(r.status, 503)
         node = r.json()["nodes"][0]
         self.assertFalse(node["ok"])
@@ -274,7 +247,7 @@ class Errors(unittest.TestCase):
     def test_no_sentinel_reachable(self):
         conf = h.write_config(TMP, conf_text([["127.0.0.1:1", "127.0.0.1:2"]]), "dead.conf")
         t0 = time.monotonic()
-        r = cgi(conf, body={"users": ["1"]}, headers=AUTH)
+        r = h.cgi(conf, body={"users": ["1"]}, headers=AUTH)
         self.assertLess(time.monotonic() - t0, 3)
         self.assertEqual(r.json()["error"]["code"], 100)
         self.assertIn('no sentinel reachable for master "mymaster" '
@@ -285,7 +258,7 @@ class Errors(unittest.TestCase):
         # Without sentinel_user, the sentinels refuse: neither "unreachable" nor "unknown".
         text = conf_text([SENT_ADDRS[1:]]).replace(f'sentinel_user = "{SENT_USER}"', "")
         conf = h.write_config(TMP, text, "nouser.conf")
-        r = cgi(conf, body={"users": ["1"]}, headers=AUTH)
+        r = h.cgi(conf, body={"users": ["1"]}, headers=AUTH)
         self.assertEqual(r.json()["error"]["code"], 100)
         self.assertIn("no sentinel gave an address", r.stderr)
         self.assertNotIn(SENT_PW, r.stderr)
@@ -303,7 +276,8 @@ class ReadOnly(unittest.TestCase):
         conf = h.write_config(TMP, conf_text([[f"127.0.0.1:{s.port}"]], name="ro"), "ro.conf")
         try:
             with h.Lighttpd(conf) as web:
-                self.assertTrue(ok(api("update_user_status", {"users": ["r1"]}, web)))
+                web_api = at.Api(web.port, KEY, timeout=10)
+                self.assertTrue(ok(web_api("update_user_status", {"users": ["r1"]})))
                 self.assertEqual(data(a, "EXISTS", "se.user_status.r1"), "1")
                 wait_until("replication", lambda: link_up(b, a.port), 10)
                 # swap roles by hand and tell the sentinel: ustatus's connection to a stays
@@ -314,7 +288,7 @@ class ReadOnly(unittest.TestCase):
                 data(b, "REPLICAOF", "NO", "ONE")
                 data(a, "REPLICAOF", "127.0.0.1", str(b.port))
                 wait_until("a to follow b", lambda: link_up(a, b.port), 10)
-                r = api("update_user_status", {"users": ["r1", "r2"], "state": "moved"}, web)
+                r = web_api("update_user_status", {"users": ["r1", "r2"], "state": "moved"})
                 self.assertEqual(r.body, b'{"result":{}}')
                 self.assertEqual(data(b, "HGET", "se.user_status.r2", "state"), "moved")
                 log = web.error_log()
@@ -337,7 +311,7 @@ class Shards(unittest.TestCase):
                               "two.conf")
         try:
             users = [f"s{i}" for i in range(200)]
-            r = cgi(conf, path="/api/update_user_status", body={"users": users},
+            r = h.cgi(conf, path="/api/update_user_status", body={"users": users},
                       headers=AUTH)
             self.assertEqual(r.body, b'{"result":{}}', r.stderr)
             masters = [current_master(), other_master]
@@ -346,7 +320,7 @@ class Shards(unittest.TestCase):
                 expect = ["0", "0"]
                 expect[h.shard_index(u, 2)] = "1"
                 self.assertEqual(where, expect, u)
-            r = cgi(conf, path="/api/get_user_status", body={"users": users}, headers=AUTH)
+            r = h.cgi(conf, path="/api/get_user_status", body={"users": users}, headers=AUTH)
             self.assertEqual([x["user"] for x in r.json()["result"]["statuses"]], users)
         finally:
             s.stop()

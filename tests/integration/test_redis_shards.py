@@ -7,22 +7,21 @@ published algorithms: FNV-1a 64 (checked against its reference vectors below) an
 Consistent Hash as printed in Lamping & Veach's paper.
 """
 import os
-import shutil
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
 
 KEY = "shards-key-71c0"
-AUTH = {"X-API-Key": KEY}
 N_SHARDS = 3
 DELAY_S = 0.3  # reply delay the relays add when timing concurrency
 
 
 def setUpModule():
-    global TMP, SERVERS, PROXIES, WEB, CONF
+    global TMP, SERVERS, PROXIES, WEB, CONF, api
     TMP = h.make_tmpdir("ustatus-shards-")
     SERVERS = [h.Redis().start() for _ in range(N_SHARDS)]
     PROXIES = [h.Proxy(s.port).start() for s in SERVERS]
@@ -35,26 +34,11 @@ user_status {{
 }}
 """)
     WEB = h.Lighttpd(CONF).start()
+    api = at.Api(WEB.port, KEY)
 
 
 def tearDownModule():
-    WEB.stop()  # the worker exits: LeakSanitizer reports now, when built with it
-    reports = h.sanitizer_reports(WEB.error_log())
-    shutil.rmtree(WEB.dir, ignore_errors=True)
-    for p in PROXIES:
-        p.stop()
-    for s in SERVERS:
-        s.stop()
-        shutil.rmtree(s.dir, ignore_errors=True)
-    shutil.rmtree(TMP, ignore_errors=True)
-    if reports:
-        raise AssertionError("sanitizer reports:\n" + "\n".join(reports))
-
-
-def api(method, body):
-    r = h.http(WEB.port, "POST", f"/api/{method}", body, AUTH)
-    assert r.status == 200, r
-    return r.json()
+    h.tear_down_module(WEB, *PROXIES, *SERVERS, dirs=[WEB.dir, TMP] + [s.dir for s in SERVERS])
 
 
 def keys_on(server):
@@ -106,7 +90,7 @@ class Placement(unittest.TestCase):
 
     def test_1000_users_each_on_its_shard_only(self):
         users = [f"user-{i}" for i in range(1000)] + ["юникод", "{tag}x", "a b", "x" * 1024]
-        self.assertEqual(api("update_user_status", {"users": users}), {"result": {}})
+        self.assertEqual(api.json("update_user_status", {"users": users}), {"result": {}})
         expected = [set() for _ in SERVERS]
         for u in users:
             expected[h.shard_index(u, N_SHARDS)].add("sh.user_status." + u)
@@ -114,7 +98,7 @@ class Placement(unittest.TestCase):
             self.assertEqual(keys_on(s), expected[i], f"shard {i}")
             # jump hash spreads evenly: each of 3 shards gets about a third
             self.assertGreater(len(expected[i]), 250)
-        statuses = api("get_user_status", {"users": users})["result"]["statuses"]
+        statuses = api.json("get_user_status", {"users": users})["result"]["statuses"]
         self.assertEqual([s["user"] for s in statuses], users)
         self.assertTrue(all("active" in s for s in statuses))
 
@@ -122,15 +106,15 @@ class Placement(unittest.TestCase):
         users = [f"x{i}" for i in range(60)]
         shards = {h.shard_index(u, N_SHARDS) for u in users}
         self.assertEqual(shards, {0, 1, 2})
-        api("update_user_status", {"users": users, "state": "away"})
-        api("update_user_online", {"users": users[::2]})
-        st = api("get_user_status", {"users": users[::-1]})["result"]["statuses"]
+        api.json("update_user_status", {"users": users, "state": "away"})
+        api.json("update_user_online", {"users": users[::2]})
+        st = api.json("get_user_status", {"users": users[::-1]})["result"]["statuses"]
         self.assertEqual([s["user"] for s in st], users[::-1])
         self.assertTrue(all(s["state"] == "away" for s in st))
         self.assertEqual(sum("online" in s for s in st), 30)
         gone = users[:30]
-        self.assertEqual(api("delete_user_status", {"users": gone}), {"result": {}})
-        st = api("get_user_status", {"users": users})["result"]["statuses"]
+        self.assertEqual(api.json("delete_user_status", {"users": gone}), {"result": {}})
+        st = api.json("get_user_status", {"users": users})["result"]["statuses"]
         self.assertEqual(st[:30], [{"user": u} for u in gone])
         self.assertTrue(all(s["state"] == "away" for s in st[30:]))
         left = set().union(*(keys_on(s) for s in SERVERS))
@@ -140,7 +124,7 @@ class Placement(unittest.TestCase):
                              {"get_user_status": {"users": gone[:5] + users[40:42]}},
                              {"delete_user_status": {"users": users[40:42]}},
                              {"get_user_status": {"users": users[40:42]}}]}
-        rep = h.http(WEB.port, "POST", "/api/batch", body, AUTH).json()["replies"]
+        rep = api.json("batch", body)["replies"]
         got = rep[1]["get_user_status"]["statuses"]
         self.assertEqual([s.get("state") for s in got], ["back"] * 5 + ["away"] * 2)
         self.assertEqual(rep[3]["get_user_status"]["statuses"],
@@ -151,7 +135,6 @@ class Health(unittest.TestCase):
     def test_health_pings_every_shard(self):
         r = h.cgi(CONF, method="GET", path="/health")
         self.assertEqual((r.status, r.body), (200, b'{"status":"ok"}'), r.stderr)
-        self.assertEqual(h.sanitizer_reports(r.stderr), [])
 
 
 class RoundTrips(unittest.TestCase):
@@ -166,7 +149,7 @@ class RoundTrips(unittest.TestCase):
         for u in cls.users:
             cls.per_shard[h.shard_index(u, N_SHARDS)] += 1
         # warm up: connections open, Lua script cached on every shard
-        api("update_user_status", {"users": cls.users})
+        api.json("update_user_status", {"users": cls.users})
 
     def tearDown(self):
         for p in PROXIES:
@@ -177,7 +160,7 @@ class RoundTrips(unittest.TestCase):
             p.delay_s = DELAY_S
             p.reset()
         t0 = time.monotonic()
-        r = h.http(WEB.port, "POST", f"/api/{method}", body, AUTH)
+        r = api(method, body)
         elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 200)
         self.assertNotIn(b"error", r.body)
@@ -209,7 +192,7 @@ class RoundTrips(unittest.TestCase):
 
     def test_commands_per_shard_match_the_hash(self):
         before = [hmget_calls(s) for s in SERVERS]
-        api("get_user_status", {"users": self.users})
+        api.json("get_user_status", {"users": self.users})
         after = [hmget_calls(s) for s in SERVERS]
         self.assertEqual([a - b for a, b in zip(after, before)], self.per_shard)
 

@@ -12,10 +12,6 @@ Each one: update / get / delete, an error reply, the three ways to pass the key,
 /health and /metrics reachable from 127.0.0.1 and refused from 127.0.0.2, and no ustatus
 process running as root.
 """
-import base64
-import hashlib
-import hmac
-import json
 import os
 import re
 import shutil
@@ -25,6 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
 import servers as s  # noqa: E402
 
@@ -35,12 +32,7 @@ PROXY_KEY = "web-proxy-key-7a41"
 
 def hs256_token(sub):
     """A Centrifugo connection JWT for sub, valid for an hour."""
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=")
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 3600}).encode())
-    sig = b64(hmac.new(TOKEN_SECRET.encode(), head + b"." + body, hashlib.sha256).digest())
-    return (head + b"." + body + b"." + sig).decode()
+    return at.hs256_for(TOKEN_SECRET, sub, ttl=3600)
 
 
 def setUpModule():
@@ -61,10 +53,11 @@ user_status {{
 
 
 def tearDownModule():
-    REDIS.stop()
-    shutil.rmtree(REDIS.dir, ignore_errors=True)
-    s.unlink_metrics(CONF)
-    shutil.rmtree(TMP, ignore_errors=True)
+    try:
+        h.tear_down_module(REDIS, dirs=[REDIS.dir])
+    finally:
+        s.unlink_metrics(CONF)
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 class Smoke:
@@ -74,10 +67,7 @@ class Smoke:
     user_prefix = "smoke"
 
     def api(self, method, body, headers=None, query=""):
-        hdrs = {"Content-Type": "application/json"}
-        hdrs.update(headers if headers is not None else {"X-API-Key": KEY})
-        path = f"/api/{method}" + (f"?{query}" if query else "")
-        return h.http(self.port, "POST", path, body, hdrs)
+        return at.Api(self.port, KEY)(method, body, headers, query)
 
     def test_client_endpoint_and_rpc_proxy(self):
         # The web server must route /client and /centrifugo and pass Authorization on.
@@ -127,8 +117,12 @@ class Smoke:
         self.assertEqual(r.json()["error"]["code"], 107)
         r = self.api("update_user_status", {"users": [""]})
         self.assertEqual(r.status, 200)
-        self.assertEqual(r.json()["error"], {"code": 107, "message": "bad request",
-                                             "details": r.json()["error"]["details"]})
+        err = r.json()["error"]
+        self.assertEqual(sorted(err), ["code", "details", "message"])
+        self.assertEqual((err["code"], err["message"]), (107, "bad request"))
+        # the details say what was wrong: the first user ID is empty
+        self.assertIsInstance(err["details"], str)
+        self.assertIn("users[0]", err["details"])
         r = self.api("no_such_method", {})
         self.assertEqual((r.status, r.json()), (404, {"error": {"code": 104, "message": "not found"}}))
         for hdrs in ({}, {"X-API-Key": "wrong"}, {"Authorization": "apikey wrong"}):
@@ -170,11 +164,25 @@ class ApacheFcgid(Smoke, unittest.TestCase):
         s.wait_until(lambda: not s.processes_with(CONF), 10, "mod_fcgid's processes to exit")
 
     def test_processes_are_spawned_by_apache(self):
-        self.api("get_user_status", {"users": ["1"]})
-        for pid in s.processes_with(CONF):
-            ruid, _ = s.proc_user(pid)
-            if s.AS_ROOT:
-                self.assertEqual(ruid, 33, "mod_fcgid runs them as Apache's User (www-data)")
+        # CI runs the tests as root, which this needs: Apache must start as root to run
+        # its children as its User. Anything else is a failure, not a skip.
+        self.assertTrue(s.AS_ROOT, "run as root: mod_fcgid's processes must run as www-data")
+        r = self.api("get_user_status", {"users": ["1"]})
+        self.assertEqual(r.status, 200, r)
+        pids = s.processes_with(CONF)
+        self.assertTrue(pids, "no ustatus process found after a request through Apache")
+        apache_tree = {self.web.proc.pid}
+        for pid in pids:
+            ruid, euid = s.proc_user(pid)
+            self.assertEqual((ruid, euid), (33, 33),
+                             "mod_fcgid runs them as Apache's User (www-data)")
+            # ... and they descend from the Apache we started, not from anything else
+            chain, p = [], pid
+            while p > 1 and p not in apache_tree:
+                chain.append(p)
+                with open(f"/proc/{p}/stat") as f:
+                    p = int(f.read().rsplit(")", 1)[1].split()[1])
+            self.assertIn(p, apache_tree, f"{pid} is not in Apache's process tree: {chain}")
 
 
 class LighttpdSpawned(Smoke, unittest.TestCase):
@@ -195,6 +203,8 @@ class LighttpdSpawned(Smoke, unittest.TestCase):
         else:
             web = re.sub(r"^server\.(user|group)name.*$", "", web, flags=re.M)
         path = h.write_config(cls.dir, web, "lighttpd.conf")
+        cls.logs = [os.path.join(cls.dir, n) for n in ("lighttpd-error.log", "ustatus.log")]
+        h.watch_log(*cls.logs)
         cls.proc = h.start_process([h.which("lighttpd"), "-D", "-f", path],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h.wait_port(cls.port, proc=cls.proc)
@@ -203,6 +213,7 @@ class LighttpdSpawned(Smoke, unittest.TestCase):
     def tearDownClass(cls):
         h.stop_process(cls.proc)
         s.wait_until(lambda: not s.processes_with(CONF), 10, "lighttpd's processes to exit")
+        h.scan_logs(*cls.logs)
         shutil.rmtree(cls.dir, ignore_errors=True)
 
 
@@ -232,6 +243,7 @@ class PoolProcess:
         self.log_path = os.path.join(run_dir, "pool.log")
 
     def start(self):
+        h.watch_log(self.log_path)
         self.log = open(self.log_path, "ab")
         self.proc = h.start_process(pool_from_unit(self.run_dir), stdout=subprocess.DEVNULL,
                                     stderr=self.log)
@@ -241,6 +253,7 @@ class PoolProcess:
     def stop(self):
         h.stop_process(self.proc)
         self.log.close()
+        h.scan_logs(self.log_path)
 
 
 class PoolChecks:
