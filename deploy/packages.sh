@@ -2,7 +2,7 @@
 # The Debian packages ustatus needs, in one place for the quickstart, the tests and CI.
 # Usage: deploy/packages.sh build|run|test|bench   prints the list; with --install installs it.
 set -e
-build="build-essential autoconf automake pkg-config libhiredis-dev libfcgi-dev libjson-c-dev libconfuse-dev libssl-dev check"
+build="build-essential autoconf automake pkg-config libhiredis-dev libfcgi-dev libjson-c-dev libconfuse-dev libssl-dev libcurl4-openssl-dev check"
 run="redis-server lighttpd curl"
 # The tests start real servers of every kind ustatus runs with.
 test="$build $run python3 libfcgi-bin spawn-fcgi redis-sentinel redis-tools apache2 libapache2-mod-fcgid nginx openssl chromium"

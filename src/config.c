@@ -453,6 +453,23 @@ static int cb_regex(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
 #define OPT_INT(n, d, cb) {US_OPT(n, CFGT_INT, CFGF_NONE, cb), .def.number = (d)}
 #define OPT_BOOL(n, d) {US_OPT(n, CFGT_BOOL, CFGF_NONE, cb_bool), .def.boolean = (d)}
 
+/* Centrifugo's TLS object (SPEC §3.7), as redis.tls and redis.sentinel_tls. */
+static cfg_opt_t tls_opts[] = {
+    OPT_BOOL("enabled", cfg_false),
+    OPT_STR("cert_pem", "", NULL),
+    OPT_STR("cert_pem_b64", "", NULL),
+    OPT_STR("cert_pem_file", "", NULL),
+    OPT_STR("key_pem", "", NULL),
+    OPT_STR("key_pem_b64", "", NULL),
+    OPT_STR("key_pem_file", "", NULL),
+    OPT_STR("server_ca_pem", "", NULL),
+    OPT_STR("server_ca_pem_b64", "", NULL),
+    OPT_STR("server_ca_pem_file", "", NULL),
+    OPT_BOOL("insecure_skip_verify", cfg_false),
+    OPT_STR("server_name", "", NULL),
+    CFG_END(),
+};
+
 /* One array for user_status.redis and engine.redis: the feature description promises
  * the same options in both places. */
 static cfg_opt_t redis_opts[] = {
@@ -469,6 +486,9 @@ static cfg_opt_t redis_opts[] = {
     OPT_STR("sentinel_password", "", NULL),
     OPT_LIST("cluster_address", NULL, cb_address_group),
     OPT_BOOL("reuse_from_engine", cfg_false),
+    OPT_STR("client_name", "", NULL),
+    CFG_SEC("tls", tls_opts, CFGF_NONE),
+    CFG_SEC("sentinel_tls", tls_opts, CFGF_NONE),
     CFG_END(),
 };
 
@@ -504,6 +524,9 @@ static cfg_opt_t token_opts[] = {
     OPT_STR("audience", "", NULL),
     OPT_STR("issuer", "", NULL),
     OPT_STR("user_id_claim", "", NULL),
+    OPT_STR("jwks_public_endpoint", "", NULL),
+    OPT_STR("audience_regex", "", cb_regex),
+    OPT_STR("issuer_regex", "", cb_regex),
     CFG_END(),
 };
 
@@ -526,11 +549,14 @@ static cfg_opt_t fcgi_opts[] = {
     OPT_INT("workers", 0, cb_workers),
     OPT_INT("max_requests", 0, cb_int_nonneg),
     OPT_INT("backlog", 1024, cb_int_positive),
+    OPT_STR("request_timeout", "30s", cb_duration_timeout),
     CFG_END(),
 };
 
 static cfg_opt_t log_opts[] = {
     OPT_STR("level", "info", cb_log_level),
+    OPT_STR("file", "", NULL),
+    OPT_BOOL("syslog", cfg_false),
     CFG_END(),
 };
 
@@ -918,6 +944,25 @@ static char *get_handler_prefix(cfg_t *sec)
     return us_xstrndup(s ? s : "", n);
 }
 
+/* The PEM text of <name>_pem, else <name>_pem_b64, else <name>_pem_file.
+ * TODO(config): decode _b64, read _file, and refuse more than one of the three. */
+static char *get_pem(cfg_t *sec, const char *name)
+{
+    char opt[64];
+    snprintf(opt, sizeof opt, "%s_pem", name);
+    return get_str(sec, opt);
+}
+
+static void convert_tls(cfg_t *sec, us_tls_config *t)
+{
+    t->enabled = cfg_getbool(sec, "enabled");
+    t->cert_pem = get_pem(sec, "cert");
+    t->key_pem = get_pem(sec, "key");
+    t->server_ca_pem = get_pem(sec, "server_ca");
+    t->insecure_skip_verify = cfg_getbool(sec, "insecure_skip_verify");
+    t->server_name = get_str(sec, "server_name");
+}
+
 static void convert_redis(cfg_t *sec, us_redis_config *r)
 {
     r->address = get_list(sec, "address", &r->address_count);
@@ -933,6 +978,9 @@ static void convert_redis(cfg_t *sec, us_redis_config *r)
     r->sentinel_password = get_str(sec, "sentinel_password");
     r->cluster_address = get_list(sec, "cluster_address", &r->cluster_address_count);
     r->reuse_from_engine = cfg_getbool(sec, "reuse_from_engine");
+    r->client_name = get_str(sec, "client_name");
+    convert_tls(cfg_getsec(sec, "tls"), &r->tls);
+    convert_tls(cfg_getsec(sec, "sentinel_tls"), &r->sentinel_tls);
 }
 
 static us_config *convert(cfg_t *tree, const char *path)
@@ -973,6 +1021,9 @@ static us_config *convert(cfg_t *tree, const char *path)
     cfg->client.token.audience = get_str(sec, "audience");
     cfg->client.token.issuer = get_str(sec, "issuer");
     cfg->client.token.user_id_claim = get_str(sec, "user_id_claim");
+    cfg->client.token.jwks_public_endpoint = get_str(sec, "jwks_public_endpoint");
+    cfg->client.token.audience_regex = get_str(sec, "audience_regex");
+    cfg->client.token.issuer_regex = get_str(sec, "issuer_regex");
 
     sec = cfg_getsec(tree, "centrifugo_proxy");
     cfg->centrifugo_proxy.handler_prefix = get_handler_prefix(sec);
@@ -983,8 +1034,12 @@ static us_config *convert(cfg_t *tree, const char *path)
     cfg->fcgi.workers = cfg_getint(sec, "workers");
     cfg->fcgi.max_requests = cfg_getint(sec, "max_requests");
     cfg->fcgi.backlog = cfg_getint(sec, "backlog");
+    cfg->fcgi.request_timeout_ms = get_duration_ms(sec, "request_timeout");
 
-    cfg->log.level = get_str(cfg_getsec(tree, "log"), "level");
+    sec = cfg_getsec(tree, "log");
+    cfg->log.level = get_str(sec, "level");
+    cfg->log.file = get_str(sec, "file");
+    cfg->log.syslog = cfg_getbool(sec, "syslog");
     return cfg;
 }
 
@@ -1115,6 +1170,14 @@ static void free_list(char **v, size_t n)
     free(v);
 }
 
+static void free_tls(us_tls_config *t)
+{
+    free(t->cert_pem);
+    free(t->key_pem);
+    free(t->server_ca_pem);
+    free(t->server_name);
+}
+
 static void free_redis(us_redis_config *r)
 {
     free_list(r->address, r->address_count);
@@ -1126,6 +1189,9 @@ static void free_redis(us_redis_config *r)
     free(r->sentinel_user);
     free(r->sentinel_password);
     free_list(r->cluster_address, r->cluster_address_count);
+    free(r->client_name);
+    free_tls(&r->tls);
+    free_tls(&r->sentinel_tls);
 }
 
 void us_config_free(us_config *cfg)
@@ -1148,10 +1214,14 @@ void us_config_free(us_config *cfg)
     free(cfg->client.token.audience);
     free(cfg->client.token.issuer);
     free(cfg->client.token.user_id_claim);
+    free(cfg->client.token.jwks_public_endpoint);
+    free(cfg->client.token.audience_regex);
+    free(cfg->client.token.issuer_regex);
     free(cfg->centrifugo_proxy.handler_prefix);
     free(cfg->centrifugo_proxy.key);
     free(cfg->fcgi.listen);
     free(cfg->log.level);
+    free(cfg->log.file);
     free(cfg);
 }
 

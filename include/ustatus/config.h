@@ -14,6 +14,18 @@
 /* Exit status for an invalid configuration (sysexits.h EX_CONFIG). */
 #define US_EXIT_CONFIG 78
 
+/* Centrifugo's TLS object (SPEC §3.7): redis.tls, redis.sentinel_tls. Each PEM is the
+ * resolved text, whichever of <name>_pem, <name>_pem_b64 or <name>_pem_file gave it ("" =
+ * none). */
+typedef struct us_tls_config {
+    bool enabled;
+    char *cert_pem;            /* client certificate (mutual TLS), with key_pem */
+    char *key_pem;
+    char *server_ca_pem;       /* "" = the system's CAs */
+    bool insecure_skip_verify; /* no chain or name check (warned about) */
+    char *server_name;         /* "" = the host of the address */
+} us_tls_config;
+
 /* One `redis` section (user_status.redis or engine.redis). */
 typedef struct us_redis_config {
     char **address;            /* list, as written (each element one shard) */
@@ -32,6 +44,9 @@ typedef struct us_redis_config {
     char **cluster_address;    /* list; one element per cluster, seeds comma-separated */
     size_t cluster_address_count;
     bool reuse_from_engine;
+    char *client_name;         /* CLIENT SETNAME on every connection, "" = none */
+    us_tls_config tls;         /* the data nodes; a rediss:// address turns it on too */
+    us_tls_config sentinel_tls;/* the sentinels */
 } us_redis_config;
 
 typedef struct us_config {
@@ -71,6 +86,9 @@ typedef struct us_config {
             char *audience;
             char *issuer;
             char *user_id_claim;
+            char *jwks_public_endpoint; /* "" = none; http(s) URL of a JWKS document */
+            char *audience_regex;       /* "" = none; POSIX extended, matched whole */
+            char *issuer_regex;         /* "" = none */
         } token;
     } client;
 
@@ -84,10 +102,14 @@ typedef struct us_config {
         long workers;          /* 0 = CPU count */
         long max_requests;     /* 0 = never recycle */
         long backlog;          /* default 1024 */
+        int64_t request_timeout_ms; /* default 30000: a connection that has not delivered a
+                                       whole request by then is closed */
     } fcgi;
 
     struct {
         char *level;           /* "debug", "info" (default), "warn", "error" */
+        char *file;            /* "" = stderr; else timestamped lines appended there */
+        bool syslog;           /* lines to syslog(3) with their severity */
     } log;
 } us_config;
 

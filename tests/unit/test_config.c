@@ -709,8 +709,8 @@ START_TEST(test_err_unknown_option)
     expect_file_error(".conf", "\n\nnot_a_section = 1\n", 3, "not_a_section", "unknown option");
     expect_file_error(".conf", "user_status {\n  redis {\n\n    adress = \"x\"\n  }\n}\n", 4,
                       "user_status.redis.adress", "unknown option");
-    expect_file_error(".conf", "engine {\n  redis {\n    tls = true\n  }\n}\n", 3,
-                      "engine.redis.tls", "unknown option");
+    expect_file_error(".conf", "engine {\n  redis {\n    use_tls = true\n  }\n}\n", 3,
+                      "engine.redis.use_tls", "unknown option");
 }
 END_TEST
 
