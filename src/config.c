@@ -46,6 +46,10 @@ struct load_ctx {
     bool failed;
     struct origin *origins;
     size_t origin_count;
+    char **notices; /* warnings for the loaded configuration (see us_config.notices) */
+    size_t notice_count;
+    unsigned file_mode;     /* permission bits of the file read */
+    bool file_has_secrets;  /* an option of a secret kind set in the file itself */
 };
 
 /* libconfuse callbacks (value parsers, validators, the error function) receive no user
@@ -71,6 +75,23 @@ static void ctx_fail(struct load_ctx *c, const char *fmt, ...)
     for (char *p = c->err; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
+}
+
+static void ctx_notice(struct load_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ctx_notice(struct load_ctx *c, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    c->notices = us_xrealloc(c->notices, (c->notice_count + 1) * sizeof *c->notices);
+    c->notices[c->notice_count++] = us_xstrdup(line);
 }
 
 /* Finds the dotted path of section `want` below `node`, writing it at buf+at. */
@@ -166,6 +187,188 @@ static bool is_secret(const char *name)
     return strstr(name, "key") || strstr(name, "password") || strstr(name, "secret");
 }
 
+/* ---- names: what ustatus knows, what it accepts without effect, suggestions ---- */
+
+/* Centrifugo options accepted in the sections ustatus reads although they change
+ * nothing here, each with the reason (the README lists them). `section` is the kind of
+ * section: "redis" is user_status.redis and engine.redis, "tls" is every tls and
+ * sentinel_tls. A `whole` entry is a sub-section, skipped with all it holds. */
+struct accepted_opt {
+    const char *section, *name;
+    bool whole;
+    const char *why;
+};
+
+#define WHY_CONN                                                                                   \
+    "real-time connection behaviour; ustatus holds no connections (each client call is one HTTP "  \
+    "request)"
+#define WHY_PRESENCE "Centrifugo's channel presence; ustatus keeps none"
+
+static const struct accepted_opt accepted[] = {
+    {"http_api", "external", false,
+     "picks Centrifugo's external or internal port; where ustatus is reachable is the web "
+     "server's configuration"},
+    {"redis", "force_resp2", false,
+     "ustatus always speaks RESP2 (hiredis 0.14), so there is no RESP3 to turn off"},
+    {"redis", "sentinel_client_name", false,
+     "ustatus asks Sentinel only for the master's address, on short connections it does not "
+     "name; client_name names the data connections"},
+    {"redis", "replica_client", true, "ustatus reads from and writes to masters only"},
+    {"redis", "history_use_lists", false, "Centrifugo's channel history; ustatus keeps none"},
+    {"redis", "presence_ttl", false, WHY_PRESENCE},
+    {"redis", "presence_hash_field_ttl", false, WHY_PRESENCE},
+    {"redis", "presence_user_mapping", false, WHY_PRESENCE},
+    {"tls", "client_ca_pem", false,
+     "verifies the clients of a TLS server; ustatus is a TLS client of Redis"},
+    {"tls", "client_ca_pem_b64", false,
+     "verifies the clients of a TLS server; ustatus is a TLS client of Redis"},
+    {"tls", "client_ca_pem_file", false,
+     "verifies the clients of a TLS server; ustatus is a TLS client of Redis"},
+    {"client", "proxy", true, "Centrifugo's connect and refresh proxies of real-time connections"},
+    {"client", "subscription_token", true,
+     "tokens for channel subscriptions; ustatus's client endpoints take connection tokens "
+     "(client.token)"},
+    {"client", "subscribe_to_user_personal_channel", true, WHY_CONN},
+    {"client", "connect_code_to_unidirectional_disconnect", true, WHY_CONN},
+    {"client", "allow_anonymous_connect_without_token", false,
+     "anonymous real-time connections; a status needs a user, so ustatus's client endpoints "
+     "always need a token naming one"},
+    {"client", "disallow_anonymous_connection_tokens", false,
+     "anonymous real-time connections; ustatus refuses a token without a user anyway"},
+    {"client", "insecure", false,
+     "lets real-time connections in without a token; ustatus's client endpoints always "
+     "verify the token (the safe reading)"},
+    {"client", "insecure_skip_token_signature_verify", false,
+     "ustatus always verifies token signatures (the safe reading)"},
+    {"client", "user_id_http_header", false,
+     "ustatus takes the user from a verified token only, never from a header"},
+    {"client", "ping_interval", false, WHY_CONN},
+    {"client", "pong_timeout", false, WHY_CONN},
+    {"client", "expired_close_delay", false, WHY_CONN},
+    {"client", "expired_sub_close_delay", false, WHY_CONN},
+    {"client", "stale_close_delay", false, WHY_CONN},
+    {"client", "channel_limit", false, WHY_CONN},
+    {"client", "queue_max_size", false, WHY_CONN},
+    {"client", "presence_update_interval", false, WHY_CONN},
+    {"client", "concurrency", false, WHY_CONN},
+    {"client", "channel_position_check_delay", false, WHY_CONN},
+    {"client", "channel_position_max_time_lag", false, WHY_CONN},
+    {"client", "connection_limit", false, WHY_CONN},
+    {"client", "user_connection_limit", false, WHY_CONN},
+    {"client", "connection_rate_limit", false, WHY_CONN},
+    {"client", "connect_include_server_time", false, WHY_CONN},
+    {"client", "history_max_publication_limit", false, WHY_CONN},
+    {"client", "recovery_max_publication_limit", false, WHY_CONN},
+};
+
+/* Centrifugo v6's top-level keys that ustatus does not read (internal/config/config.go):
+ * skipped whole, whatever they hold. */
+static const char *const centrifugo_only[] = {
+    "http_server", "broker", "presence_manager", "map_broker", "channel", "rpc", "proxies",
+    "grpc_api", "consumers", "websocket", "sse", "http_stream", "webtransport", "uni_sse",
+    "uni_http_stream", "uni_websocket", "uni_grpc", "emulation", "admin", "prometheus",
+    "health", "swagger", "debug", "dev", "init", "opentelemetry", "graphite", "usage_stats",
+    "node", "shutdown", "pid_file", "enable_unreleased_features",
+};
+
+/* USTATUS_ variables of the build and test tools (Makefile.am exports them to every test,
+ * and the binary under test inherits them): not options. */
+static const char *const tool_variables[] = {"USTATUS_BIN", "USTATUS_SRCDIR", "USTATUS_BUILDDIR",
+                                             "USTATUS_SOAK_BUILD"};
+
+/* sentinel_tls is a tls object like tls. */
+static const char *section_kind(const char *name)
+{
+    return name && strcmp(name, "sentinel_tls") == 0 ? "tls" : name ? name : "";
+}
+
+static const struct accepted_opt *find_accepted(const char *kind, const char *name)
+{
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        if (strcmp(accepted[i].section, kind) == 0 && strcmp(accepted[i].name, name) == 0)
+            return &accepted[i];
+    return NULL;
+}
+
+static bool is_centrifugo_only(const char *name)
+{
+    for (size_t i = 0; i < sizeof centrifugo_only / sizeof centrifugo_only[0]; i++)
+        if (strcmp(centrifugo_only[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Damerau-Levenshtein distance (optimal string alignment), ignoring case. Names longer
+ * than NAME_CMP_MAX are never close to anything ustatus knows. */
+#define NAME_CMP_MAX 64
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    unsigned char d[NAME_CMP_MAX + 1][NAME_CMP_MAX + 1];
+
+    if (n > NAME_CMP_MAX || m > NAME_CMP_MAX)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (unsigned char)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (unsigned char)j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            unsigned best = d[i - 1][j - 1] + (unsigned)(ca != cb);
+            unsigned del = d[i - 1][j] + 1u, ins = d[i][j - 1] + 1u;
+            if (del < best)
+                best = del;
+            if (ins < best)
+                best = ins;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1u < best)
+                best = d[i - 2][j - 2] + 1u;
+            d[i][j] = (unsigned char)best;
+        }
+    }
+    return d[n][m];
+}
+
+/* The closest candidate seen so far, when it is close enough to be a likely typo: one
+ * edit for names of up to 3 characters, two up to 7, three beyond. */
+struct suggestion {
+    const char *best;
+    size_t dist;
+};
+
+static void suggest_consider(struct suggestion *s, const char *name, const char *cand)
+{
+    size_t len = strlen(name);
+    size_t limit = len <= 3 ? 1 : len <= 7 ? 2 : 3;
+    size_t d = edit_distance(name, cand);
+
+    if (d <= limit && d < len && (!s->best || d < s->dist)) {
+        s->best = cand;
+        s->dist = d;
+    }
+}
+
+/* Candidates for an unknown key of a section: its options and what it accepts. */
+static void suggest_in_section(struct suggestion *s, const cfg_opt_t *opts, const char *kind,
+                               const char *name)
+{
+    for (unsigned i = 0; opts[i].name; i++)
+        suggest_consider(s, name, opts[i].name);
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        if (strcmp(accepted[i].section, kind) == 0)
+            suggest_consider(s, name, accepted[i].name);
+}
+
+/* "; did you mean x?" or "". */
+static void suggestion_text(const struct suggestion *s, char *buf, size_t len)
+{
+    if (s->best)
+        snprintf(buf, len, "; did you mean %s?", s->best);
+    else if (len)
+        buf[0] = '\0';
+}
+
 /* Reports a bad value of `opt` read now; returns -1 for the libconfuse callback. */
 static int opt_fail(cfg_t *sec, const cfg_opt_t *opt, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -213,8 +416,16 @@ static void on_cfg_error(cfg_t *sec, const char *fmt, va_list ap)
     /* libconfuse's own wording does not say in which section the unknown name was. */
     if (strcmp(fmt, "no such option '%s'") == 0) {
         const char *name = va_arg(ap, const char *);
-        option_path(sec, name ? name : "", path, sizeof path);
-        ctx_fail(c, "%s%s: unknown option", loc, path);
+        struct suggestion s = {0};
+        char hint[160];
+        if (!name)
+            name = "";
+        option_path(sec, name, path, sizeof path);
+        if (sec)
+            suggest_in_section(&s, sec->opts, sec == c->root ? "" : section_kind(sec->name),
+                               name);
+        suggestion_text(&s, hint, sizeof hint);
+        ctx_fail(c, "%sunknown option %s%s", loc, path, hint);
         return;
     }
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -444,6 +655,56 @@ static int cb_regex(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
     return 0;
 }
 
+/* Centrifugo's http_api.disabled: false is what ustatus does anyway; true would ask it
+ * not to serve the one API it exists for. */
+static int cb_not_disabled(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
+{
+    if (cb_bool(sec, opt, value, result) < 0)
+        return -1;
+    if (*(int *)result)
+        return opt_fail(sec, opt,
+                        "true is not supported: ustatus is the server API; remove its route "
+                        "from the web server instead");
+    return 0;
+}
+
+/* "" or an http:// or https:// URL with a host, nothing a request line cannot carry. */
+static int cb_http_url(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
+{
+    const char *v = value ? value : "";
+    const char *rest = NULL;
+
+    if (*v) {
+        if (strncasecmp(v, "https://", 8) == 0)
+            rest = v + 8;
+        else if (strncasecmp(v, "http://", 7) == 0)
+            rest = v + 7;
+        if (!rest)
+            return opt_fail(sec, opt, "must be an http:// or https:// URL");
+        if (*rest == '\0' || *rest == '/' || *rest == '?' || *rest == '#')
+            return opt_fail(sec, opt, "the URL has no host");
+        /* Not quoted back: a URL may carry credentials. */
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+                return opt_fail(sec, opt, "the URL has a space or a non-ASCII character");
+    }
+    *(const char **)result = v;
+    return 0;
+}
+
+/* Redis's CLIENT SETNAME takes printable ASCII without spaces ('!' to '~'). */
+static int cb_client_name(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
+{
+    const char *v = value ? value : "";
+
+    for (const char *p = v; *p; p++)
+        if (*p < '!' || *p > '~')
+            return bad_value(sec, opt, v,
+                             "must be printable ASCII without spaces (Redis CLIENT SETNAME), got");
+    *(const char **)result = v;
+    return 0;
+}
+
 /* ---- the option tree (SPEC §4) ---- */
 
 #define US_OPT(n, t, fl, cb) \
@@ -452,6 +713,7 @@ static int cb_regex(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
 #define OPT_LIST(n, d, cb) {US_OPT(n, CFGT_STR, CFGF_LIST, cb), .def.parsed = (d)}
 #define OPT_INT(n, d, cb) {US_OPT(n, CFGT_INT, CFGF_NONE, cb), .def.number = (d)}
 #define OPT_BOOL(n, d) {US_OPT(n, CFGT_BOOL, CFGF_NONE, cb_bool), .def.boolean = (d)}
+#define OPT_BOOL_CB(n, d, cb) {US_OPT(n, CFGT_BOOL, CFGF_NONE, cb), .def.boolean = (d)}
 
 /* Centrifugo's TLS object (SPEC §3.7), as redis.tls and redis.sentinel_tls. */
 static cfg_opt_t tls_opts[] = {
@@ -486,7 +748,7 @@ static cfg_opt_t redis_opts[] = {
     OPT_STR("sentinel_password", "", NULL),
     OPT_LIST("cluster_address", NULL, cb_address_group),
     OPT_BOOL("reuse_from_engine", cfg_false),
-    OPT_STR("client_name", "", NULL),
+    OPT_STR("client_name", "", cb_client_name),
     CFG_SEC("tls", tls_opts, CFGF_NONE),
     CFG_SEC("sentinel_tls", tls_opts, CFGF_NONE),
     CFG_END(),
@@ -498,6 +760,7 @@ static cfg_opt_t http_api_opts[] = {
     OPT_STR("handler_prefix", "/api", cb_handler_prefix),
     OPT_STR("error_mode", "", cb_error_mode),
     OPT_INT("max_body_bytes", 1048576, cb_int_positive),
+    OPT_BOOL_CB("disabled", cfg_false, cb_not_disabled), /* Centrifugo's; false only */
     CFG_END(),
 };
 
@@ -524,7 +787,7 @@ static cfg_opt_t token_opts[] = {
     OPT_STR("audience", "", NULL),
     OPT_STR("issuer", "", NULL),
     OPT_STR("user_id_claim", "", NULL),
-    OPT_STR("jwks_public_endpoint", "", NULL),
+    OPT_STR("jwks_public_endpoint", "", cb_http_url),
     OPT_STR("audience_regex", "", cb_regex),
     OPT_STR("issuer_regex", "", cb_regex),
     CFG_END(),
@@ -625,9 +888,12 @@ static int read_whole_file(struct load_ctx *c, const char *path, char **out, siz
         ctx_fail(c, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        ctx_fail(c, "cannot open %s: %s", path, strerror(EISDIR));
-        goto fail;
+    if (fstat(fileno(fp), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            ctx_fail(c, "cannot open %s: %s", path, strerror(EISDIR));
+            goto fail;
+        }
+        c->file_mode = (unsigned)(st.st_mode & 07777);
     }
     for (;;) {
         if (cap - len < 4096) {
@@ -659,22 +925,338 @@ fail:
     return -1;
 }
 
+/* ---- libconfuse text, prepared ----
+ *
+ * libconfuse is handed a copy of the file in which comments are blanked and the parts
+ * ustatus skips (Centrifugo-only sections, options accepted without effect) are blanked
+ * too, newlines kept, so that every line number libconfuse reports is the file's. Two
+ * faults of Debian 12's libconfuse 3.3 go with the comments: it counts a '#' comment as
+ * three lines, and a comment after a list element is a syntax error.
+ *
+ * The tokens are libconfuse's own (its lexer.l): '#' and a run of '/' that is not the
+ * start of an unquoted word begin a comment to the end of the line, "/" "*" one to "*" "/";
+ * "..." with backslash escapes, '...' likewise, and ${VAR} are strings; an unquoted word
+ * runs until a space or one of  # " ' = { } ( ) + , *  ; "+=" is one token. Anything the
+ * walk below does not understand stops it: the rest goes to libconfuse unchanged but
+ * for its comments, and libconfuse reports the error at its true line. */
+
+enum tok_type { T_EOF, T_WORD, T_STR, T_LBRACE, T_RBRACE, T_LPAREN, T_RPAREN, T_EQ, T_ADD,
+                T_COMMA, T_BAD };
+
+struct scanner {
+    char *s;
+    size_t len, pos;
+    int line;
+    bool strip; /* blank comments as they are passed */
+};
+
+struct token {
+    enum tok_type type;
+    size_t start, end;
+    int line;
+};
+
+/* Blanks [from, to) but its newlines. */
+static void blank(char *s, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        if (s[i] != '\n')
+            s[i] = ' ';
+}
+
+static bool word_char(char ch)
+{
+    return ch == '\0' || !strchr(" #\"'\t\n\r={}()+,*", ch);
+}
+
+static size_t word_end(const struct scanner *sc, size_t p)
+{
+    while (p < sc->len && word_char(sc->s[p]))
+        p++;
+    return p;
+}
+
+/* A quoted string from sc->pos (at the quote); false when it never ends. */
+static bool scan_quoted(struct scanner *sc, struct token *t)
+{
+    char q = sc->s[sc->pos];
+    size_t p = sc->pos + 1;
+
+    for (; p < sc->len; p++) {
+        if (sc->s[p] == '\\' && p + 1 < sc->len) {
+            p++;
+            if (sc->s[p] == '\n')
+                sc->line++;
+        } else if (sc->s[p] == q) {
+            t->type = T_STR;
+            t->end = p + 1;
+            sc->pos = p + 1;
+            return true;
+        } else if (sc->s[p] == '\n') {
+            sc->line++;
+        }
+    }
+    return false;
+}
+
+static void skip_comment(struct scanner *sc, size_t end)
+{
+    for (size_t i = sc->pos; i < end; i++)
+        if (sc->s[i] == '\n')
+            sc->line++;
+    if (sc->strip)
+        blank(sc->s, sc->pos, end);
+    sc->pos = end;
+}
+
+static void next_token(struct scanner *sc, struct token *t)
+{
+    for (;;) {
+        t->start = sc->pos;
+        t->line = sc->line;
+        if (sc->pos >= sc->len) {
+            t->type = T_EOF;
+            t->end = sc->pos;
+            return;
+        }
+        char ch = sc->s[sc->pos];
+        char next = sc->pos + 1 < sc->len ? sc->s[sc->pos + 1] : '\0';
+        if (ch == '\n') {
+            sc->line++;
+            sc->pos++;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '*' || (ch == '+' && next != '=')) {
+            sc->pos++; /* libconfuse drops a stray '*', '+' or CR too */
+            continue;
+        }
+        if (ch == '/' && next == '*') {
+            const char *close = NULL;
+            for (size_t p = sc->pos + 2; p + 1 < sc->len; p++)
+                if (sc->s[p] == '*' && sc->s[p + 1] == '/') {
+                    close = sc->s + p + 2;
+                    break;
+                }
+            skip_comment(sc, close ? (size_t)(close - sc->s) : sc->len);
+            continue;
+        }
+        if (ch == '#' || (ch == '/' && next == '/')) {
+            size_t slashes = sc->pos;
+            while (slashes < sc->len && sc->s[slashes] == '/')
+                slashes++;
+            /* "//x" is a word to flex (the longer match); "// x" a comment. */
+            if (ch == '#' || slashes >= word_end(sc, sc->pos)) {
+                const char *nl = memchr(sc->s + sc->pos, '\n', sc->len - sc->pos);
+                skip_comment(sc, nl ? (size_t)(nl - sc->s) : sc->len);
+                continue;
+            }
+        }
+        if (ch == '"' || ch == '\'') {
+            if (!scan_quoted(sc, t)) {
+                t->type = T_BAD;
+                t->end = sc->len;
+            }
+            return;
+        }
+        if (ch == '$' && next == '{') {
+            const char *close = memchr(sc->s + sc->pos, '}', sc->len - sc->pos);
+            if (close) {
+                t->type = T_STR;
+                t->end = (size_t)(close - sc->s) + 1;
+                sc->pos = t->end;
+                return;
+            }
+        }
+        static const char punct[] = "{}()=,";
+        static const enum tok_type punct_type[] = {T_LBRACE, T_RBRACE, T_LPAREN,
+                                                   T_RPAREN, T_EQ,     T_COMMA};
+        const char *pc = ch ? strchr(punct, ch) : NULL;
+        if (pc) {
+            t->type = punct_type[pc - punct];
+            sc->pos++;
+        } else if (ch == '+') {
+            t->type = T_ADD;
+            sc->pos += 2;
+        } else {
+            t->type = T_WORD;
+            sc->pos = word_end(sc, sc->pos);
+        }
+        t->end = sc->pos;
+        return;
+    }
+}
+
+static void peek_token(struct scanner *sc, struct token *t)
+{
+    size_t pos = sc->pos;
+    int line = sc->line;
+    next_token(sc, t);
+    sc->pos = pos;
+    sc->line = line;
+}
+
+/* Passes a balanced {...} or (...) whose opening token was just read; false at EOF. */
+static bool skip_balanced(struct scanner *sc, size_t *end)
+{
+    struct token t;
+    unsigned depth = 1;
+
+    for (;;) {
+        next_token(sc, &t);
+        if (t.type == T_EOF || t.type == T_BAD)
+            return false;
+        if (t.type == T_LBRACE || t.type == T_LPAREN)
+            depth++;
+        else if ((t.type == T_RBRACE || t.type == T_RPAREN) && --depth == 0) {
+            *end = t.end;
+            return true;
+        }
+    }
+}
+
+enum stmt_form { FORM_VALUE, FORM_SECTION, FORM_CALL };
+
+/* Passes what follows an option's name: "= value", "= {list}", "+= ...", "{...}",
+ * "title {...}" or "(args)". Sets the end of the statement; false when it is none of
+ * these. */
+static bool skip_statement(struct scanner *sc, size_t *end, enum stmt_form *form)
+{
+    struct token t, v;
+
+    next_token(sc, &t);
+    switch (t.type) {
+    case T_EQ:
+    case T_ADD:
+        *form = FORM_VALUE;
+        next_token(sc, &v);
+        if (v.type == T_LBRACE)
+            return skip_balanced(sc, end);
+        if (v.type != T_WORD && v.type != T_STR)
+            return false;
+        *end = v.end;
+        return true;
+    case T_LBRACE:
+        *form = FORM_SECTION;
+        return skip_balanced(sc, end);
+    case T_WORD:
+    case T_STR:
+        *form = FORM_SECTION;
+        next_token(sc, &v);
+        return v.type == T_LBRACE && skip_balanced(sc, end);
+    case T_LPAREN:
+        *form = FORM_CALL;
+        return skip_balanced(sc, end);
+    default:
+        return false;
+    }
+}
+
+static const cfg_opt_t *static_option(const cfg_opt_t *opts, const char *name)
+{
+    for (unsigned i = 0; opts[i].name; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static bool close_to_root_section(const char *name)
+{
+    struct suggestion s = {0};
+    suggest_in_section(&s, root_opts, "", name);
+    return s.best != NULL;
+}
+
+/* Walks the statements of a section ustatus reads (`opts`, of kind `kind`; the root at
+ * depth 0) up to its closing brace, blanking what is skipped. Unknown names are left for
+ * libconfuse, which reports them with the line they are on. False when the text stops
+ * making sense. */
+static bool walk_section(struct load_ctx *c, struct scanner *sc, const cfg_opt_t *opts,
+                         const char *kind, unsigned depth)
+{
+    for (;;) {
+        struct token t, after;
+        char name[PATH_MAX_LEN];
+        size_t end;
+        enum stmt_form form;
+
+        next_token(sc, &t);
+        if (t.type == T_EOF)
+            return depth == 0;
+        if (t.type == T_RBRACE)
+            return depth > 0;
+        if (t.type != T_WORD)
+            return false;
+        size_t n = t.end - t.start;
+        if (n >= sizeof name)
+            n = sizeof name - 1; /* too long to be known: libconfuse names it */
+        memcpy(name, sc->s + t.start, n);
+        name[n] = '\0';
+
+        const cfg_opt_t *o = static_option(opts, name);
+        if (o && o->type == CFGT_SEC) {
+            peek_token(sc, &after);
+            if (after.type == T_LBRACE && depth < 8) {
+                next_token(sc, &after);
+                if (!walk_section(c, sc, o->subopts, section_kind(o->name), depth + 1))
+                    return false;
+                continue;
+            }
+        }
+        if (!skip_statement(sc, &end, &form))
+            return false;
+        if (o)
+            continue;
+        if (find_accepted(kind, name) && form != FORM_CALL) {
+            blank(sc->s, t.start, end);
+        } else if (depth == 0 && form != FORM_CALL && is_centrifugo_only(name)) {
+            blank(sc->s, t.start, end);
+        } else if (depth == 0 && form != FORM_CALL && !close_to_root_section(name)) {
+            /* A section of some other program (Centrifugo PRO's own, say). */
+            blank(sc->s, t.start, end);
+            ctx_notice(c, "%s:%d: ignored %s: neither a section ustatus reads nor one of "
+                          "Centrifugo v6",
+                       c->file, t.line, name);
+        }
+    }
+}
+
+/* The text libconfuse parses: `text` with comments and skipped parts blanked. */
+static char *prepare_confuse_text(struct load_ctx *c, const char *text, size_t len)
+{
+    struct scanner sc = {.s = us_xmalloc(len + 1), .len = len, .line = 1, .strip = true};
+    struct token t;
+
+    memcpy(sc.s, text, len);
+    sc.s[len] = '\0';
+    do
+        next_token(&sc, &t);
+    while (t.type != T_EOF && t.type != T_BAD);
+    sc.pos = 0;
+    sc.line = 1;
+    sc.strip = false;
+    walk_section(c, &sc, root_opts, "", 0);
+    return sc.s;
+}
+
 static int load_confuse(struct load_ctx *c, cfg_t *tree, const char *text, size_t len)
 {
     int rc;
 
     if (len == 0)
         return 0;
+    char *prepared = prepare_confuse_text(c, text, len);
     /* Parsing from memory: flex exits the process on a read error from a real file. */
-    FILE *fp = fmemopen((void *)text, len, "r");
+    FILE *fp = fmemopen(prepared, len, "r");
     if (!fp) {
         ctx_fail(c, "cannot read %s: %s", c->file, strerror(errno));
+        free(prepared);
         return -1;
     }
     c->src = SRC_FILE;
     rc = cfg_parse_fp(tree, fp);
     c->src = SRC_DEFAULTS;
     fclose(fp);
+    free(prepared);
     if (rc != CFG_SUCCESS || c->failed) {
         ctx_fail(c, "%s: syntax error", c->file);
         return -1;
@@ -758,8 +1340,11 @@ static int json_option(struct load_ctx *c, cfg_t *sec, cfg_opt_t *opt, json_obje
     }
 }
 
-/* Keys ustatus does not know are skipped: a Centrifugo config.json carries many. */
-static int json_section(struct load_ctx *c, cfg_t *sec, json_object *obj, const char *prefix)
+/* Every key of a section ustatus reads is an option, a Centrifugo option accepted
+ * without effect, or an error; at the top level, Centrifugo's own sections are skipped
+ * whole, and so is anything not close to a section name of ustatus (with a notice). */
+static int json_section(struct load_ctx *c, cfg_t *sec, json_object *obj, const char *prefix,
+                        const char *kind)
 {
     struct json_object_iterator it = json_object_iter_begin(obj);
     struct json_object_iterator end = json_object_iter_end(obj);
@@ -770,15 +1355,32 @@ static int json_section(struct load_ctx *c, cfg_t *sec, json_object *obj, const 
         cfg_opt_t *opt = find_option(sec, key);
         char path[PATH_MAX_LEN];
 
-        if (!opt)
-            continue;
         path_join(path, sizeof path, prefix, key);
+        if (!opt) {
+            struct suggestion sug = {0};
+            char hint[160];
+            /* Accepted whatever it holds: it changes nothing here either way. */
+            if (find_accepted(kind, key))
+                continue;
+            if (!*prefix && is_centrifugo_only(key))
+                continue;
+            suggest_in_section(&sug, sec->opts, kind, key);
+            if (!*prefix && !sug.best) {
+                ctx_notice(c, "%s: ignored %.100s: neither a section ustatus reads nor one of "
+                              "Centrifugo v6",
+                           c->file, key);
+                continue;
+            }
+            suggestion_text(&sug, hint, sizeof hint);
+            ctx_fail(c, "%s: unknown option %s%s", c->file, path, hint);
+            return -1;
+        }
         if (v == NULL)
             continue; /* null leaves the default, as Go's decoder does */
         if (opt->type == CFGT_SEC) {
             if (!json_object_is_type(v, json_type_object))
                 return json_fail(c, path, "expected an object");
-            if (json_section(c, cfg_opt_getnsec(opt, 0), v, path) < 0)
+            if (json_section(c, cfg_opt_getnsec(opt, 0), v, path, section_kind(key)) < 0)
                 return -1;
             continue;
         }
@@ -830,7 +1432,7 @@ static int load_json(struct load_ctx *c, cfg_t *tree, const char *text, size_t l
         goto done;
     }
     c->src = SRC_JSON;
-    rc = json_section(c, tree, doc, "");
+    rc = json_section(c, tree, doc, "", "");
     c->src = SRC_DEFAULTS;
 done:
     json_object_put(doc);
@@ -904,6 +1506,110 @@ static int apply_env_section(struct load_ctx *c, cfg_t *sec, const char *path)
     return 0;
 }
 
+/* ---- environment: names ---- */
+
+extern char **environ;
+
+/* What one USTATUS_/CENTRIFUGO_ variable (without its prefix) is. */
+struct env_match {
+    const char *rest;
+    bool known;
+    size_t best_dist;
+    char best[PATH_MAX_LEN];
+};
+
+/* `upper` is a known name; `whole` makes it a prefix: a skipped section and all below. */
+static void env_consider(struct env_match *m, const char *upper, bool whole, bool suggest)
+{
+    size_t n = strlen(upper);
+    struct suggestion s = {0};
+
+    if (strcmp(m->rest, upper) == 0 ||
+        (whole && strncmp(m->rest, upper, n) == 0 && m->rest[n] == '_')) {
+        m->known = true;
+        return;
+    }
+    if (!suggest)
+        return;
+    suggest_consider(&s, m->rest, upper);
+    if (s.best && (!m->best[0] || s.dist < m->best_dist)) {
+        snprintf(m->best, sizeof m->best, "%s", upper);
+        m->best_dist = s.dist;
+    }
+}
+
+static void env_upper(char *buf, size_t len, const char *prefix, const char *name)
+{
+    size_t k = (size_t)snprintf(buf, len, "%s%s", prefix, name);
+    if (k >= len)
+        k = len - 1;
+    for (size_t i = 0; i < k; i++)
+        buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+static void env_walk(struct env_match *m, const cfg_opt_t *opts, const char *kind,
+                     const char *prefix)
+{
+    char upper[PATH_MAX_LEN];
+
+    for (unsigned i = 0; opts[i].name && !m->known; i++) {
+        env_upper(upper, sizeof upper, prefix, opts[i].name);
+        if (opts[i].type == CFGT_SEC) {
+            char sub[PATH_MAX_LEN + 2];
+            snprintf(sub, sizeof sub, "%s_", upper);
+            env_walk(m, opts[i].subopts, section_kind(opts[i].name), sub);
+        } else {
+            env_consider(m, upper, false, true);
+        }
+    }
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0] && !m->known; i++) {
+        if (strcmp(accepted[i].section, kind) != 0)
+            continue;
+        env_upper(upper, sizeof upper, prefix, accepted[i].name);
+        env_consider(m, upper, accepted[i].whole, true);
+    }
+}
+
+/* Every USTATUS_ variable must name an option (or one accepted without effect, or lie in
+ * a Centrifugo-only section); an unknown CENTRIFUGO_ one may be Centrifugo's own, so it
+ * is only noted. */
+static int check_env_names(struct load_ctx *c)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *var = *e, *eq = strchr(var, '=');
+        bool ours = strncmp(var, "USTATUS_", 8) == 0;
+        char name[PATH_MAX_LEN], upper[PATH_MAX_LEN];
+        struct env_match m = {0};
+        bool tool = false;
+
+        if (!eq || (!ours && strncmp(var, "CENTRIFUGO_", 11) != 0))
+            continue;
+        snprintf(name, sizeof name, "%.*s", (int)(eq - var), var);
+        for (size_t i = 0; ours && i < sizeof tool_variables / sizeof tool_variables[0]; i++)
+            tool = tool || strcmp(name, tool_variables[i]) == 0;
+        if (tool)
+            continue;
+        m.rest = name + (ours ? 8 : 11);
+        env_walk(&m, root_opts, "", "");
+        for (size_t i = 0; i < sizeof centrifugo_only / sizeof centrifugo_only[0]; i++) {
+            env_upper(upper, sizeof upper, "", centrifugo_only[i]);
+            env_consider(&m, upper, true, false);
+        }
+        if (m.known)
+            continue;
+        char hint[PATH_MAX_LEN + 40] = "";
+        if (m.best[0])
+            snprintf(hint, sizeof hint, "; did you mean %s%s?", ours ? "USTATUS_" : "CENTRIFUGO_",
+                     m.best);
+        if (ours) {
+            ctx_fail(c, "environment %s: unknown variable%s", name, hint);
+            return -1;
+        }
+        ctx_notice(c, "environment %s: not an option of ustatus, ignored%s", name, hint);
+    }
+    return 0;
+}
+
 /* ---- conversion to plain data ---- */
 
 static char *get_str(cfg_t *sec, const char *name)
@@ -944,27 +1650,208 @@ static char *get_handler_prefix(cfg_t *sec)
     return us_xstrndup(s ? s : "", n);
 }
 
-/* The PEM text of <name>_pem, else <name>_pem_b64, else <name>_pem_file.
- * TODO(config): decode _b64, read _file, and refuse more than one of the three. */
-static char *get_pem(cfg_t *sec, const char *name)
+/* Reports a problem with option `path`, located where `path` was set, else where
+ * `near` was set (the option that made `path` necessary), else in the file. */
+static int cross_fail(struct load_ctx *c, const char *path, const char *near, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int cross_fail(struct load_ctx *c, const char *path, const char *near, const char *fmt, ...)
 {
-    char opt[64];
-    snprintf(opt, sizeof opt, "%s_pem", name);
-    return get_str(sec, opt);
+    char reason[256];
+    va_list ap;
+    struct origin *o = origin_find(c, path, false);
+
+    if ((!o || (!o->line && !o->env)) && near)
+        o = origin_find(c, near, false);
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (o && o->env)
+        ctx_fail(c, "environment %s: %s: %s", o->env, path, reason);
+    else if (o && o->line && c->file)
+        ctx_fail(c, "%s:%d: %s: %s", c->file, o->line, path, reason);
+    else if (c->file)
+        ctx_fail(c, "%s: %s: %s", c->file, path, reason);
+    else
+        ctx_fail(c, "%s: %s", path, reason);
+    return -1;
 }
 
-static void convert_tls(cfg_t *sec, us_tls_config *t)
+/* ---- TLS: the PEM texts ---- */
+
+#define PEM_MAX_BYTES (1024u * 1024u) /* a certificate chain is a few kilobytes */
+
+/* Standard base64 (RFC 4648 §4, padded); CR and LF are skipped as Go's decoder does.
+ * Returns the decoded text (NUL-terminated) or NULL when it is not base64. */
+static char *base64_decode(const char *in)
 {
+    size_t n = strlen(in), out_len = 0, pad = 0;
+    char *out = us_xmalloc(n / 4 * 3 + 4);
+    unsigned acc = 0, count = 0;
+
+    for (const char *p = in; *p; p++) {
+        int v;
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\r' || ch == '\n')
+            continue;
+        if (ch == '=') {
+            pad++;
+            v = 0;
+        } else if (pad) {
+            goto fail; /* data after padding */
+        } else if (ch >= 'A' && ch <= 'Z') {
+            v = ch - 'A';
+        } else if (ch >= 'a' && ch <= 'z') {
+            v = ch - 'a' + 26;
+        } else if (ch >= '0' && ch <= '9') {
+            v = ch - '0' + 52;
+        } else if (ch == '+') {
+            v = 62;
+        } else if (ch == '/') {
+            v = 63;
+        } else {
+            goto fail;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        if (++count == 4) {
+            if (pad > 2)
+                goto fail;
+            out[out_len++] = (char)(acc >> 16);
+            if (pad < 2)
+                out[out_len++] = (char)(acc >> 8);
+            if (pad < 1)
+                out[out_len++] = (char)acc;
+            acc = 0;
+            count = 0;
+        }
+    }
+    if (count != 0)
+        goto fail;
+    out[out_len] = '\0';
+    if (strlen(out) != out_len) /* a NUL inside is no PEM text */
+        goto fail;
+    return out;
+fail:
+    free(out);
+    return NULL;
+}
+
+/* The whole file as text, or NULL with the reason in why. */
+static char *read_pem_file(const char *path, char *why, size_t why_len)
+{
+    FILE *fp = fopen(path, "rb");
+    struct stat st;
+    char *buf;
+    size_t got;
+
+    if (!fp) {
+        snprintf(why, why_len, "%s", strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(why, why_len, "%s", strerror(EISDIR));
+        fclose(fp);
+        return NULL;
+    }
+    buf = us_xmalloc(PEM_MAX_BYTES + 1);
+    got = fread(buf, 1, PEM_MAX_BYTES + 1, fp);
+    if (ferror(fp) || got > PEM_MAX_BYTES) {
+        snprintf(why, why_len, "%s", got > PEM_MAX_BYTES ? "larger than 1 MiB" : strerror(errno));
+        free(buf);
+        fclose(fp);
+        return NULL;
+    }
+    fclose(fp);
+    buf[got] = '\0';
+    if (strlen(buf) != got) {
+        snprintf(why, why_len, "not a text file");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Resolves <name>_pem, <name>_pem_b64 or <name>_pem_file of the tls section at `secpath`
+ * into *out ("" when none is given); *used names the option that gave it. Messages
+ * never quote the text: it may be a private key. */
+static int get_pem(struct load_ctx *c, cfg_t *sec, const char *secpath, const char *name,
+                   char **out, const char **used)
+{
+    static const char *const forms[] = {"_pem", "_pem_b64", "_pem_file"};
+    char opt[3][48], path[PATH_MAX_LEN], why[128];
+    const char *val[3];
+    int given = -1;
+
+    *out = NULL;
+    *used = NULL;
+    for (int i = 0; i < 3; i++) {
+        snprintf(opt[i], sizeof opt[i], "%s%s", name, forms[i]);
+        val[i] = cfg_getstr(sec, opt[i]);
+        if (!val[i] || !*val[i])
+            continue;
+        if (given >= 0) {
+            path_join(path, sizeof path, secpath, opt[i]);
+            return cross_fail(c, path, NULL, "give only one of %s, %s and %s", opt[0], opt[1],
+                              opt[2]);
+        }
+        given = i;
+    }
+    if (given < 0) {
+        *out = us_xstrdup("");
+        return 0;
+    }
+    path_join(path, sizeof path, secpath, opt[given]);
+    if (given == 0) {
+        *out = us_xstrdup(val[0]);
+    } else if (given == 1) {
+        if (!(*out = base64_decode(val[1])))
+            return cross_fail(c, path, NULL, "not valid standard base64");
+    } else if (!(*out = read_pem_file(val[2], why, sizeof why))) {
+        return cross_fail(c, path, NULL, "cannot read %.300s: %s", val[2], why);
+    }
+    *used = given == 0 ? "_pem" : given == 1 ? "_pem_b64" : "_pem_file";
+    if (!strstr(*out, "-----BEGIN ")) {
+        free(*out);
+        *out = NULL;
+        return cross_fail(c, path, NULL, "holds no PEM block (no \"-----BEGIN\" line)");
+    }
+    return 0;
+}
+
+static int convert_tls(struct load_ctx *c, cfg_t *sec, const char *secpath, us_tls_config *t)
+{
+    const char *cert_form, *key_form, *ca_form;
+    char path[PATH_MAX_LEN];
+    int rc = 0;
+
     t->enabled = cfg_getbool(sec, "enabled");
-    t->cert_pem = get_pem(sec, "cert");
-    t->key_pem = get_pem(sec, "key");
-    t->server_ca_pem = get_pem(sec, "server_ca");
     t->insecure_skip_verify = cfg_getbool(sec, "insecure_skip_verify");
     t->server_name = get_str(sec, "server_name");
+    if (get_pem(c, sec, secpath, "cert", &t->cert_pem, &cert_form) < 0 ||
+        get_pem(c, sec, secpath, "key", &t->key_pem, &key_form) < 0 ||
+        get_pem(c, sec, secpath, "server_ca", &t->server_ca_pem, &ca_form) < 0)
+        rc = -1;
+    else if (key_form && !cert_form) {
+        snprintf(path, sizeof path, "%s.key%s", secpath, key_form);
+        rc = cross_fail(c, path, NULL, "a client key needs its certificate (cert_pem)");
+    } else if (cert_form && !key_form) {
+        snprintf(path, sizeof path, "%s.cert%s", secpath, cert_form);
+        rc = cross_fail(c, path, NULL, "a client certificate needs its key (key_pem)");
+    }
+    /* Whatever failed is "", so the struct stays safe to free and to read. */
+    if (!t->cert_pem)
+        t->cert_pem = us_xstrdup("");
+    if (!t->key_pem)
+        t->key_pem = us_xstrdup("");
+    if (!t->server_ca_pem)
+        t->server_ca_pem = us_xstrdup("");
+    return rc;
 }
 
-static void convert_redis(cfg_t *sec, us_redis_config *r)
+static void convert_redis(struct load_ctx *c, cfg_t *sec, const char *secpath,
+                          us_redis_config *r)
 {
+    char sub[PATH_MAX_LEN];
+
     r->address = get_list(sec, "address", &r->address_count);
     r->prefix = get_str(sec, "prefix");
     r->user = get_str(sec, "user");
@@ -979,11 +1866,15 @@ static void convert_redis(cfg_t *sec, us_redis_config *r)
     r->cluster_address = get_list(sec, "cluster_address", &r->cluster_address_count);
     r->reuse_from_engine = cfg_getbool(sec, "reuse_from_engine");
     r->client_name = get_str(sec, "client_name");
-    convert_tls(cfg_getsec(sec, "tls"), &r->tls);
-    convert_tls(cfg_getsec(sec, "sentinel_tls"), &r->sentinel_tls);
+    path_join(sub, sizeof sub, secpath, "tls");
+    convert_tls(c, cfg_getsec(sec, "tls"), sub, &r->tls);
+    path_join(sub, sizeof sub, secpath, "sentinel_tls");
+    convert_tls(c, cfg_getsec(sec, "sentinel_tls"), sub, &r->sentinel_tls);
 }
 
-static us_config *convert(cfg_t *tree, const char *path)
+/* Never fails as such; a bad PEM option is reported through c (c->failed) and leaves ""
+ * in its place, so the result is always whole and safe to free. */
+static us_config *convert(struct load_ctx *c, cfg_t *tree, const char *path)
 {
     us_config *cfg = us_xcalloc(1, sizeof *cfg);
     cfg_t *sec;
@@ -1003,11 +1894,11 @@ static us_config *convert(cfg_t *tree, const char *path)
     cfg->user_status.state_regex = get_str(sec, "state_regex");
     cfg->user_status.max_users_per_request = (size_t)cfg_getint(sec, "max_users_per_request");
     cfg->user_status.disable_for_client = cfg_getbool(sec, "disable_for_client");
-    convert_redis(cfg_getsec(sec, "redis"), &cfg->user_status.redis);
+    convert_redis(c, cfg_getsec(sec, "redis"), "user_status.redis", &cfg->user_status.redis);
 
     sec = cfg_getsec(tree, "engine");
     cfg->engine.type = get_str(sec, "type");
-    convert_redis(cfg_getsec(sec, "redis"), &cfg->engine.redis);
+    convert_redis(c, cfg_getsec(sec, "redis"), "engine.redis", &cfg->engine.redis);
 
     sec = cfg_getsec(tree, "client");
     cfg->client.handler_prefix = get_handler_prefix(sec);
@@ -1044,32 +1935,6 @@ static us_config *convert(cfg_t *tree, const char *path)
 }
 
 /* ---- cross-field checks ---- */
-
-/* Reports a problem with option `path`, located where `path` was set, else where
- * `near` was set (the option that made `path` necessary), else in the file. */
-static int cross_fail(struct load_ctx *c, const char *path, const char *near, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cross_fail(struct load_ctx *c, const char *path, const char *near, const char *fmt, ...)
-{
-    char reason[256];
-    va_list ap;
-    struct origin *o = origin_find(c, path, false);
-
-    if ((!o || (!o->line && !o->env)) && near)
-        o = origin_find(c, near, false);
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    if (o && o->env)
-        ctx_fail(c, "environment %s: %s: %s", o->env, path, reason);
-    else if (o && o->line && c->file)
-        ctx_fail(c, "%s:%d: %s: %s", c->file, o->line, path, reason);
-    else if (c->file)
-        ctx_fail(c, "%s: %s: %s", c->file, path, reason);
-    else
-        ctx_fail(c, "%s: %s", path, reason);
-    return -1;
-}
 
 static int check_redis_section(struct load_ctx *c, const us_redis_config *r, const char *sec)
 {
@@ -1116,6 +1981,61 @@ static int check_config(struct load_ctx *c, const us_config *cfg)
     return 0;
 }
 
+static void free_list(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* ---- secrets in the file ---- */
+
+/* Options whose value is a secret: API and proxy keys, the HMAC key, passwords, private
+ * keys given inline (a *_file option holds only a path). */
+static bool is_secret_option(const char *name)
+{
+    return strcmp(name, "key") == 0 || strstr(name, "password") || strstr(name, "secret") ||
+           strcmp(name, "key_pem") == 0 || strcmp(name, "key_pem_b64") == 0;
+}
+
+/* redis://user:password@host carries a password. */
+static bool address_has_password(const char *a)
+{
+    const char *p = strstr(a, "://");
+    if (!p)
+        return false;
+    p += 3;
+    size_t n = strcspn(p, "/@");
+    return p[n] == '@' && memchr(p, ':', n) != NULL;
+}
+
+/* Whether the values read from the file hold a secret (checked before the environment
+ * is applied: a secret from a variable is not in the file). */
+static bool tree_has_secrets(cfg_t *sec)
+{
+    for (unsigned i = 0; sec->opts[i].name; i++) {
+        cfg_opt_t *o = &sec->opts[i];
+        if (o->type == CFGT_SEC) {
+            if (o->nvalues > 0 && tree_has_secrets(cfg_opt_getnsec(o, 0)))
+                return true;
+            continue;
+        }
+        if (o->type != CFGT_STR)
+            continue;
+        for (unsigned k = 0; k < cfg_opt_size(o); k++) {
+            const char *v = cfg_opt_getnstr(o, k);
+            if (!v || !*v)
+                continue;
+            if (is_secret_option(o->name) ||
+                (strstr(o->name, "address") != NULL && address_has_password(v)))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* ---- public ---- */
 
 us_config *us_config_load(const char *path, char *err, size_t err_len)
@@ -1145,29 +2065,30 @@ us_config *us_config_load(const char *path, char *err, size_t err_len)
                                      : load_confuse(&c, tree, text, len) < 0)
             goto done;
     }
-    if (apply_env_section(&c, tree, "") < 0)
+    if (path)
+        c.file_has_secrets = tree_has_secrets(tree);
+    if (check_env_names(&c) < 0 || apply_env_section(&c, tree, "") < 0)
         goto done;
-    cfg = convert(tree, path);
-    if (check_config(&c, cfg) < 0) {
+    cfg = convert(&c, tree, path);
+    if (c.failed || check_config(&c, cfg) < 0) {
         us_config_free(cfg);
         cfg = NULL;
+        goto done;
     }
+    cfg->notices = c.notices;
+    cfg->notice_count = c.notice_count;
+    c.notices = NULL;
+    c.notice_count = 0;
+    cfg->file_mode = c.file_mode;
+    cfg->file_has_secrets = c.file_has_secrets;
 done:
+    free_list(c.notices, c.notice_count);
     if (tree)
         cfg_free(tree);
     free(text);
     origins_free(&c);
     cur = outer;
     return cfg;
-}
-
-static void free_list(char **v, size_t n)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 static void free_tls(us_tls_config *t)
@@ -1222,10 +2143,106 @@ void us_config_free(us_config *cfg)
     free(cfg->fcgi.listen);
     free(cfg->log.level);
     free(cfg->log.file);
+    free_list(cfg->notices, cfg->notice_count);
     free(cfg);
 }
 
 const us_redis_config *us_config_store_redis(const us_config *cfg)
 {
     return cfg->user_status.redis.reuse_from_engine ? &cfg->engine.redis : &cfg->user_status.redis;
+}
+
+/* ---- unsafe settings ---- */
+
+/* A value copied from a template and never filled in. */
+static bool is_placeholder(const char *k)
+{
+    static const char *const words[] = {"change_me", "changeme", "change-me", "replace_me",
+                                        "replaceme", "your_api_key", "your-api-key",
+                                        "placeholder", "api_key_here"};
+    size_t n = strlen(k);
+    char lower[256];
+
+    if (n >= 2 && ((k[0] == '@' && k[n - 1] == '@') || (k[0] == '<' && k[n - 1] == '>') ||
+                   (k[0] == '%' && k[n - 1] == '%')))
+        return true;
+    if (strstr(k, "${") || strstr(k, "{{"))
+        return true;
+    snprintf(lower, sizeof lower, "%s", k);
+    for (char *p = lower; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(lower, words[i]))
+            return true;
+    return false;
+}
+
+static size_t warn(void (*emit)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static size_t warn(void (*emit)(void *ctx, const char *line), void *ctx, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (emit)
+        emit(ctx, line);
+    return 1;
+}
+
+size_t us_config_warnings(const us_config *cfg, void (*emit)(void *ctx, const char *line),
+                          void *ctx)
+{
+    static const struct {
+        const char *name;
+        size_t redis_off, tls_off;
+    } tls_sections[] = {
+        {"user_status.redis.tls", offsetof(us_config, user_status.redis),
+         offsetof(us_redis_config, tls)},
+        {"user_status.redis.sentinel_tls", offsetof(us_config, user_status.redis),
+         offsetof(us_redis_config, sentinel_tls)},
+        {"engine.redis.tls", offsetof(us_config, engine.redis), offsetof(us_redis_config, tls)},
+        {"engine.redis.sentinel_tls", offsetof(us_config, engine.redis),
+         offsetof(us_redis_config, sentinel_tls)},
+    };
+    size_t n = 0;
+    const char *key = cfg->http_api.key;
+
+    for (size_t i = 0; i < cfg->notice_count; i++)
+        n += warn(emit, ctx, "%s", cfg->notices[i]);
+    if (cfg->http_api.insecure)
+        n += warn(emit, ctx,
+                  "http_api.insecure = true: the server API answers every request without an "
+                  "API key");
+    else if (!key[0])
+        n += warn(emit, ctx, "http_api.key is empty: every server API request is refused (401)");
+    else if (is_placeholder(key))
+        n += warn(emit, ctx,
+                  "http_api.key looks like a template placeholder: set a random key "
+                  "(e.g. openssl rand -hex 32)");
+    else if (strlen(key) < 32)
+        n += warn(emit, ctx,
+                  "http_api.key is shorter than 32 characters: use a long random key "
+                  "(e.g. openssl rand -hex 32)");
+    if (cfg->path && cfg->path[0] && cfg->file_has_secrets && (cfg->file_mode & 0004))
+        n += warn(emit, ctx,
+                  "%.300s holds secrets and every user can read it (mode %04o): chmod o-rwx it "
+                  "(0640 with the web server's group, or 0600)",
+                  cfg->path, cfg->file_mode);
+    if (cfg->path && cfg->path[0] && (cfg->file_mode & 0002))
+        n += warn(emit, ctx, "%.300s: every user can write to it (mode %04o): chmod o-w it",
+                  cfg->path, cfg->file_mode);
+    for (size_t i = 0; i < sizeof tls_sections / sizeof tls_sections[0]; i++) {
+        const us_redis_config *r =
+            (const us_redis_config *)((const char *)cfg + tls_sections[i].redis_off);
+        const us_tls_config *t = (const us_tls_config *)((const char *)r + tls_sections[i].tls_off);
+        if (t->insecure_skip_verify)
+            n += warn(emit, ctx,
+                      "%s.insecure_skip_verify = true: the Redis server's certificate is not "
+                      "verified, so anyone on the path can impersonate it",
+                      tls_sections[i].name);
+    }
+    return n;
 }

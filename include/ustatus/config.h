@@ -111,17 +111,45 @@ typedef struct us_config {
         char *file;            /* "" = stderr; else timestamped lines appended there */
         bool syslog;           /* lines to syslog(3) with their severity */
     } log;
+
+    /* What the load noticed without refusing it, one line each, for the log and
+     * --check-config (us_config_warnings emits them): top-level keys that are neither a
+     * section ustatus reads nor a Centrifugo v6 one (skipped), unknown CENTRIFUGO_*
+     * variables (ignored: they may be Centrifugo's own). */
+    char **notices;
+    size_t notice_count;
+    unsigned file_mode;        /* permission bits of the file read (0 when none) */
+    bool file_has_secrets;     /* the file itself sets a key, password, secret or private key */
 } us_config;
 
 /* Loads the configuration from `path` (NULL: defaults only, then the environment).
  * A path ending in ".json" is read as JSON, anything else as libconfuse syntax.
  * Then applies USTATUS_* / CENTRIFUGO_* environment overrides (USTATUS_ wins when both
  * are set) and validates the result.
+ * Every key of a section ustatus reads must be an option or a Centrifugo option accepted
+ * without effect; Centrifugo-only top-level sections are skipped; an unknown key or
+ * USTATUS_ variable is an error with the closest known name; skipped unknown top-level
+ * keys and unknown CENTRIFUGO_ variables go to cfg->notices. TLS PEM options are resolved
+ * here (a *_pem_file is read now).
  * Returns a new us_config (free with us_config_free), or NULL with one line in `err`
  * that names the file, the line when known, and the option, e.g.
- *   "/etc/ustatus/ustatus.conf:12: user_status.expire_interval: invalid duration \"12x\"".
+ *   "/etc/ustatus/ustatus.conf:12: user_status.expire_interval: invalid duration \"12x\"",
+ *   "/etc/ustatus/ustatus.conf:7: unknown option user_status.redis.adress; did you mean address?".
  * Never prints; never exits. */
 us_config *us_config_load(const char *path, char *err, size_t err_len);
+
+/* The unsafe settings of a loaded configuration (SPEC §4), one line each, passed to
+ * emit(ctx, line) (emit may be NULL to count only); the line names the option, never a
+ * secret's value. In order: cfg->notices; http_api.insecure = true; an http_api.key that
+ * is empty, a template placeholder (@API_KEY@, <...>, ${...}, CHANGE_ME...) or shorter
+ * than 32 characters; a file holding secrets that every user can read (mode & 0004;
+ * group-readable is how the web server reads it, so not warned), a file every user can
+ * write; insecure_skip_verify in each tls / sentinel_tls section.
+ * Returns the number of lines emitted. Reads only cfg (the file's mode was recorded at
+ * load); no other side effect. For --check-config (exit 0 after them) and for the log
+ * at start-up. */
+size_t us_config_warnings(const us_config *cfg, void (*emit)(void *ctx, const char *line),
+                          void *ctx);
 
 /* Frees everything; accepts NULL. */
 void us_config_free(us_config *cfg);

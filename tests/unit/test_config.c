@@ -70,6 +70,21 @@ static void expect_error_prefix(const char *path, const char *prefix, const char
         ck_assert_msg(strstr(err, reason) != NULL, "error \"%s\" does not say \"%s\"", err, reason);
 }
 
+/* Asserts the load of `text` fails with exactly "<file>:<line>: <rest>" (line 0: no line
+ * part) and that the message is one line. */
+static void expect_error_line(const char *suffix, const char *text, int line, const char *rest)
+{
+    char err[1024], path[64], want[1024];
+    us_config *cfg = load_text(suffix, text, err, sizeof err, path, sizeof path);
+
+    ck_assert_msg(cfg == NULL, "no error, expected \"%s\"", rest);
+    if (line > 0)
+        snprintf(want, sizeof want, "%s:%d: %s", path, line, rest);
+    else
+        snprintf(want, sizeof want, "%s: %s", path, rest);
+    ck_assert_msg(strcmp(err, want) == 0, "error \"%s\" is not \"%s\"", err, want);
+}
+
 static us_config *load_env_only(void)
 {
     char err[512];
@@ -484,30 +499,93 @@ START_TEST(test_json_seed_blocks)
 }
 END_TEST
 
+/* A complete Centrifugo v6 config.json (option names from Centrifugo v6's
+ * internal/config and internal/configtypes): every section ustatus skips, and in the
+ * sections it reads the Centrifugo options it accepts without effect. */
 static const char centrifugo_v6_json[] =
     "{\n"
-    "  \"log\": {\"level\": \"trace\"},\n"
-    "  \"http_server\": {\"port\": 8000, \"address\": \"0.0.0.0\"},\n"
-    "  \"client\": {\n"
-    "    \"allowed_origins\": [\"https://example.com\"],\n"
-    "    \"token\": {\"hmac_secret_key\": \"tok-secret\", \"jwks_public_endpoint\": \"\"},\n"
-    "    \"proxy\": {\"connect\": {\"enabled\": false}},\n"
-    "    \"ping_pong\": {\"ping_interval\": \"25s\", \"pong_timeout\": \"8s\"},\n"
-    "    \"insecure\": false\n"
-    "  },\n"
-    "  \"http_api\": {\"key\": \"api-key\", \"external\": true},\n"
-    "  \"admin\": {\"enabled\": true, \"password\": \"pw\", \"secret\": \"s\"},\n"
+    "  \"pid_file\": \"/run/centrifugo.pid\",\n"
+    "  \"enable_unreleased_features\": false,\n"
+    "  \"http_server\": {\"address\": \"0.0.0.0\", \"port\": 8000, \"internal_port\": \"9000\",\n"
+    "                  \"tls\": {\"enabled\": false}, \"tls_autocert\": {\"enabled\": false},\n"
+    "                  \"http3\": {\"enabled\": false}},\n"
+    "  \"log\": {\"level\": \"trace\", \"file\": \"\"},\n"
     "  \"engine\": {\n"
     "    \"type\": \"redis\",\n"
-    "    \"redis\": {\"address\": [\"redis://127.0.0.1:6379\"], \"tls\": {\"enabled\": false},\n"
-    "              \"force_resp2\": false, \"prefix\": \"cf\", \"db\": null}\n"
+    "    \"redis\": {\"address\": [\"redis://127.0.0.1:6379\"], \"prefix\": \"cf\", \"db\": null,\n"
+    "              \"connect_timeout\": \"1s\", \"io_timeout\": \"4s\", \"user\": \"\",\n"
+    "              \"password\": \"\", \"client_name\": \"centrifugo\", \"force_resp2\": false,\n"
+    "              \"cluster_address\": [], \"sentinel_address\": [], \"sentinel_user\": \"\",\n"
+    "              \"sentinel_password\": \"\", \"sentinel_master_name\": \"\",\n"
+    "              \"sentinel_client_name\": \"\", \"replica_client\": {\"enabled\": false},\n"
+    "              \"history_use_lists\": false, \"presence_ttl\": \"60s\",\n"
+    "              \"presence_hash_field_ttl\": false, \"presence_user_mapping\": false,\n"
+    "              \"tls\": {\"enabled\": false, \"cert_pem\": \"\", \"cert_pem_b64\": \"\",\n"
+    "                      \"cert_pem_file\": \"\", \"key_pem\": \"\", \"key_pem_b64\": \"\",\n"
+    "                      \"key_pem_file\": \"\", \"server_ca_pem\": \"\",\n"
+    "                      \"server_ca_pem_b64\": \"\", \"server_ca_pem_file\": \"\",\n"
+    "                      \"client_ca_pem\": \"\", \"client_ca_pem_b64\": \"\",\n"
+    "                      \"client_ca_pem_file\": \"\", \"insecure_skip_verify\": false,\n"
+    "                      \"server_name\": \"\"},\n"
+    "              \"sentinel_tls\": {\"enabled\": false}}\n"
     "  },\n"
-    "  \"channel\": {\"namespaces\": [{\"name\": \"chat\", \"presence\": true}],\n"
-    "              \"without_namespace\": {\"presence\": true}},\n"
-    "  \"prometheus\": {\"enabled\": true},\n"
-    "  \"consumers\": [],\n"
-    "  \"user_status\": {\"enabled\": true, \"redis\": {\"reuse_from_engine\": true}},\n"
-    "  \"opentelemetry\": null\n"
+    "  \"broker\": {\"enabled\": false, \"type\": \"nats\", \"nats\": {\"url\": "
+    "\"nats://n:4222\"}},\n"
+    "  \"presence_manager\": {\"enabled\": false},\n"
+    "  \"client\": {\n"
+    "    \"allowed_origins\": [\"https://example.com\"],\n"
+    "    \"token\": {\"hmac_secret_key\": \"tok-secret\", \"rsa_public_key\": \"\",\n"
+    "              \"ecdsa_public_key\": \"\", \"jwks_public_endpoint\": \"\", \"audience\": "
+    "\"\",\n"
+    "              \"audience_regex\": \"\", \"issuer\": \"\", \"issuer_regex\": \"\",\n"
+    "              \"user_id_claim\": \"\"},\n"
+    "    \"subscription_token\": {\"enabled\": true, \"hmac_secret_key\": \"sub-secret\"},\n"
+    "    \"proxy\": {\"connect\": {\"enabled\": true, \"endpoint\": \"http://app/connect\",\n"
+    "                            \"timeout\": \"1s\", \"http_headers\": [\"Cookie\"]},\n"
+    "              \"refresh\": {\"enabled\": false}},\n"
+    "    \"allow_anonymous_connect_without_token\": false,\n"
+    "    \"disallow_anonymous_connection_tokens\": true,\n"
+    "    \"ping_interval\": \"25s\", \"pong_timeout\": \"8s\",\n"
+    "    \"expired_close_delay\": \"25s\", \"expired_sub_close_delay\": \"25s\",\n"
+    "    \"stale_close_delay\": \"10s\", \"channel_limit\": 128, \"queue_max_size\": 1048576,\n"
+    "    \"presence_update_interval\": \"27s\", \"concurrency\": 0,\n"
+    "    \"channel_position_check_delay\": \"40s\", \"channel_position_max_time_lag\": \"0s\",\n"
+    "    \"connection_limit\": 0, \"user_connection_limit\": 0, \"connection_rate_limit\": 0,\n"
+    "    \"connect_include_server_time\": false, \"history_max_publication_limit\": 300,\n"
+    "    \"recovery_max_publication_limit\": 300,\n"
+    "    \"insecure_skip_token_signature_verify\": false, \"user_id_http_header\": \"\",\n"
+    "    \"insecure\": false,\n"
+    "    \"subscribe_to_user_personal_channel\": {\"enabled\": false},\n"
+    "    \"connect_code_to_unidirectional_disconnect\": {\"enabled\": false, \"transforms\": []}\n"
+    "  },\n"
+    "  \"channel\": {\n"
+    "    \"without_namespace\": {\"presence\": true, \"join_leave\": true},\n"
+    "    \"namespaces\": [{\"name\": \"chat\", \"presence\": true, \"history_size\": 100,\n"
+    "                    \"history_ttl\": \"300s\", \"allow_subscribe_for_client\": true},\n"
+    "                   {\"name\": \"news\", \"allow_history_for_subscriber\": true}],\n"
+    "    \"proxy\": {\"subscribe\": {\"endpoint\": \"http://app/subscribe\"}},\n"
+    "    \"history_meta_ttl\": \"720h\", \"max_length\": 255\n"
+    "  },\n"
+    "  \"rpc\": {\"without_namespace\": {}, \"namespaces\": [], \"ping\": {\"enabled\": true}},\n"
+    "  \"proxies\": [{\"name\": \"app\", \"endpoint\": \"http://app/proxy\"}],\n"
+    "  \"http_api\": {\"disabled\": false, \"handler_prefix\": \"/api\", \"key\": \"api-key\",\n"
+    "               \"error_mode\": \"\", \"external\": true, \"insecure\": false},\n"
+    "  \"grpc_api\": {\"enabled\": false, \"port\": 10000, \"key\": \"grpc-key\"},\n"
+    "  \"consumers\": [{\"name\": \"kafka\", \"enabled\": false, \"type\": \"kafka\",\n"
+    "                  \"kafka\": {\"brokers\": [\"k:9092\"], \"topics\": [\"t\"]}}],\n"
+    "  \"websocket\": {\"disabled\": false, \"compression\": true},\n"
+    "  \"sse\": {\"enabled\": true}, \"http_stream\": {\"enabled\": true},\n"
+    "  \"webtransport\": {\"enabled\": false}, \"uni_sse\": {\"enabled\": false},\n"
+    "  \"uni_http_stream\": {\"enabled\": false}, \"uni_websocket\": {\"enabled\": false},\n"
+    "  \"uni_grpc\": {\"enabled\": false}, \"emulation\": {\"handler_prefix\": \"/emulation\"},\n"
+    "  \"admin\": {\"enabled\": true, \"password\": \"pw\", \"secret\": \"s\", \"external\": "
+    "false},\n"
+    "  \"prometheus\": {\"enabled\": true, \"instrument_http_handlers\": true},\n"
+    "  \"health\": {\"enabled\": true}, \"swagger\": {\"enabled\": false},\n"
+    "  \"debug\": {\"enabled\": false}, \"opentelemetry\": null,\n"
+    "  \"graphite\": {\"enabled\": false}, \"usage_stats\": {\"disabled\": true},\n"
+    "  \"node\": {\"name\": \"n1\"}, \"shutdown\": {\"timeout\": \"30s\"},\n"
+    "  \"user_status\": {\"enabled\": true, \"redis\": {\"reuse_from_engine\": true}}\n"
     "}\n";
 
 START_TEST(test_json_centrifugo_v6)
@@ -522,6 +600,9 @@ START_TEST(test_json_centrifugo_v6)
     ck_assert_str_eq(cfg->engine.redis.prefix, "cf");
     ck_assert_int_eq(cfg->engine.redis.db, 0); /* null leaves the default */
     ck_assert_ptr_eq(us_config_store_redis(cfg), &cfg->engine.redis);
+    ck_assert_str_eq(cfg->engine.redis.client_name, "centrifugo");
+    ck_assert(!cfg->engine.redis.tls.enabled);
+    ck_assert_uint_eq(cfg->notice_count, 0); /* all of it is known */
     us_config_free(cfg);
 }
 END_TEST
@@ -704,13 +785,17 @@ END_TEST
 
 START_TEST(test_err_unknown_option)
 {
-    expect_file_error(".conf", "http_api {\n  key = \"k\"\n  kee = \"k\"\n}\n", 3, "http_api.kee",
-                      "unknown option");
-    expect_file_error(".conf", "\n\nnot_a_section = 1\n", 3, "not_a_section", "unknown option");
-    expect_file_error(".conf", "user_status {\n  redis {\n\n    adress = \"x\"\n  }\n}\n", 4,
-                      "user_status.redis.adress", "unknown option");
-    expect_file_error(".conf", "engine {\n  redis {\n    use_tls = true\n  }\n}\n", 3,
-                      "engine.redis.use_tls", "unknown option");
+    /* SPEC §4's wording: the option's true path, and the closest known name. */
+    expect_error_line(".conf", "http_api {\n  key = \"k\"\n  kee = \"k\"\n}\n", 3,
+                      "unknown option http_api.kee; did you mean key?");
+    expect_error_line(".conf", "user_status {\n  redis {\n\n    adress = \"x\"\n  }\n}\n", 4,
+                      "unknown option user_status.redis.adress; did you mean address?");
+    /* Nothing close: no suggestion. */
+    expect_error_line(".conf", "engine {\n  redis {\n    use_tls = true\n  }\n}\n", 3,
+                      "unknown option engine.redis.use_tls");
+    /* Close to a section of ustatus at the top level: a typo, not someone else's section. */
+    expect_error_line(".conf", "\n\nuser_statuss {\n enabled = true\n}\n", 3,
+                      "unknown option user_statuss; did you mean user_status?");
 }
 END_TEST
 
@@ -958,7 +1043,7 @@ START_TEST(test_err_buffer_handling)
 {
     char path[64], small[16];
 
-    us_test_write_temp(".conf", "nope = 1\n", path, sizeof path);
+    us_test_write_temp(".conf", "http_api { nope = 1 }\n", path, sizeof path);
     ck_assert_ptr_null(us_config_load(path, NULL, 0));
     memset(small, 'x', sizeof small);
     ck_assert_ptr_null(us_config_load(path, small, sizeof small));
@@ -977,6 +1062,788 @@ START_TEST(test_reload_after_error)
     cfg = load_ok(".conf", "http_api { key = \"fine\" }\n");
     ck_assert_str_eq(cfg->http_api.key, "fine");
     us_config_free(cfg);
+}
+END_TEST
+
+/* ---- nothing ignored silently ---- */
+
+/* A typo in each section ustatus reads, in both file formats: the true path and the
+ * closest known name. */
+static const struct {
+    const char *conf, *json, *message;
+} typos[] = {
+    {"http_api { insecur = true }", "{\"http_api\": {\"insecur\": true}}",
+     "unknown option http_api.insecur; did you mean insecure?"},
+    {"user_status { expire_intervall = \"1h\" }",
+     "{\"user_status\": {\"expire_intervall\": \"1h\"}}",
+     "unknown option user_status.expire_intervall; did you mean expire_interval?"},
+    {"user_status { redis { adress = \"h:1\" } }",
+     "{\"user_status\": {\"redis\": {\"adress\": \"h:1\"}}}",
+     "unknown option user_status.redis.adress; did you mean address?"},
+    {"user_status { redis { tls { enabeld = true } } }",
+     "{\"user_status\": {\"redis\": {\"tls\": {\"enabeld\": true}}}}",
+     "unknown option user_status.redis.tls.enabeld; did you mean enabled?"},
+    {"user_status { redis { sentinel_tls { server_nam = \"x\" } } }",
+     "{\"user_status\": {\"redis\": {\"sentinel_tls\": {\"server_nam\": \"x\"}}}}",
+     "unknown option user_status.redis.sentinel_tls.server_nam; did you mean server_name?"},
+    {"engine { typ = \"redis\" }", "{\"engine\": {\"typ\": \"redis\"}}",
+     "unknown option engine.typ; did you mean type?"},
+    {"engine { redis { force_resp3 = true } }",
+     "{\"engine\": {\"redis\": {\"force_resp3\": true}}}",
+     "unknown option engine.redis.force_resp3; did you mean force_resp2?"},
+    {"engine { redis { tls { cert_pem_fille = \"/x\" } } }",
+     "{\"engine\": {\"redis\": {\"tls\": {\"cert_pem_fille\": \"/x\"}}}}",
+     "unknown option engine.redis.tls.cert_pem_fille; did you mean cert_pem_file?"},
+    {"client { allowed_origin = \"x\" }", "{\"client\": {\"allowed_origin\": [\"x\"]}}",
+     "unknown option client.allowed_origin; did you mean allowed_origins?"},
+    {"client { token { jwks_public_endpont = \"\" } }",
+     "{\"client\": {\"token\": {\"jwks_public_endpont\": \"\"}}}",
+     "unknown option client.token.jwks_public_endpont; did you mean jwks_public_endpoint?"},
+    {"centrifugo_proxy { kye = \"k\" }", "{\"centrifugo_proxy\": {\"kye\": \"k\"}}",
+     "unknown option centrifugo_proxy.kye; did you mean key?"},
+    {"fcgi { worker = 2 }", "{\"fcgi\": {\"worker\": 2}}",
+     "unknown option fcgi.worker; did you mean workers?"},
+    {"log { levle = \"info\" }", "{\"log\": {\"levle\": \"info\"}}",
+     "unknown option log.levle; did you mean level?"},
+    {"log { completely_unrelated = 1 }", "{\"log\": {\"completely_unrelated\": 1}}",
+     "unknown option log.completely_unrelated"},
+    {"usr_status { enabled = true }", "{\"usr_status\": {\"enabled\": true}}",
+     "unknown option usr_status; did you mean user_status?"},
+};
+
+START_TEST(test_typo_conf)
+{
+    char text[256];
+    snprintf(text, sizeof text, "# a comment\n\n%s\n", typos[_i].conf);
+    expect_error_line(".conf", text, 3, typos[_i].message);
+}
+END_TEST
+
+START_TEST(test_typo_json)
+{
+    expect_error_line(".json", typos[_i].json, 0, typos[_i].message);
+}
+END_TEST
+
+static const struct {
+    const char *name, *message;
+} env_typos[] = {
+    {"USTATUS_HTTP_API_KYE",
+     "environment USTATUS_HTTP_API_KYE: unknown variable; did you mean USTATUS_HTTP_API_KEY?"},
+    {"USTATUS_USER_STATUS_REDIS_ADRESS",
+     "environment USTATUS_USER_STATUS_REDIS_ADRESS: unknown variable; did you mean "
+     "USTATUS_USER_STATUS_REDIS_ADDRESS?"},
+    {"USTATUS_ENGINE_REDIS_TLS_ENABLE",
+     "environment USTATUS_ENGINE_REDIS_TLS_ENABLE: unknown variable; did you mean "
+     "USTATUS_ENGINE_REDIS_TLS_ENABLED?"},
+    {"USTATUS_CLIENT_TOKEN_ISSUER_REGEXP",
+     "environment USTATUS_CLIENT_TOKEN_ISSUER_REGEXP: unknown variable; did you mean "
+     "USTATUS_CLIENT_TOKEN_ISSUER_REGEX?"},
+    {"USTATUS_FCGI_REQUEST_TIMEOUTS",
+     "environment USTATUS_FCGI_REQUEST_TIMEOUTS: unknown variable; did you mean "
+     "USTATUS_FCGI_REQUEST_TIMEOUT?"},
+    {"USTATUS_LOG_SYSLOGG",
+     "environment USTATUS_LOG_SYSLOGG: unknown variable; did you mean USTATUS_LOG_SYSLOG?"},
+    {"USTATUS_CENTRIFUGO_PROXY_HANDLER_PREFX",
+     "environment USTATUS_CENTRIFUGO_PROXY_HANDLER_PREFX: unknown variable; did you mean "
+     "USTATUS_CENTRIFUGO_PROXY_HANDLER_PREFIX?"},
+    {"USTATUS_WHATEVER", "environment USTATUS_WHATEVER: unknown variable"},
+    {"USTATUS_http_api_key",
+     "environment USTATUS_http_api_key: unknown variable; did you mean USTATUS_HTTP_API_KEY?"},
+};
+
+START_TEST(test_typo_env)
+{
+    char err[512];
+    us_test_env(env_typos[_i].name, "1");
+    ck_assert_ptr_null(us_config_load(NULL, err, sizeof err));
+    ck_assert_str_eq(err, env_typos[_i].message);
+}
+END_TEST
+
+static void collect_line(void *ctx, const char *line)
+{
+    us_buf *b = ctx;
+    us_buf_puts(b, line);
+    us_buf_puts(b, "\n");
+}
+
+/* The warnings of cfg as one text, one line each; *count gets the number. */
+static char *warnings_of(const us_config *cfg, size_t *count)
+{
+    us_buf b = US_BUF_INIT;
+    us_buf_puts(&b, "");
+    *count = us_config_warnings(cfg, collect_line, &b);
+    ck_assert_uint_eq(*count, us_config_warnings(cfg, NULL, NULL));
+    return us_buf_steal(&b, NULL);
+}
+
+START_TEST(test_env_names_accepted_and_centrifugo)
+{
+    size_t n;
+    char *w;
+
+    /* Accepted without effect, Centrifugo-only sections, the test tools' variables. */
+    us_test_env("USTATUS_HTTP_API_EXTERNAL", "true");
+    us_test_env("USTATUS_CLIENT_PROXY_CONNECT_ENDPOINT", "http://app/connect");
+    us_test_env("CENTRIFUGO_ADMIN_PASSWORD", "secret-admin");
+    us_test_env("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_PRESENCE", "true");
+    us_test_env("CENTRIFUGO_PID_FILE", "/run/c.pid");
+    us_test_env("CENTRIFUGO_ENGINE_REDIS_FORCE_RESP2", "true");
+    us_test_env("USTATUS_SRCDIR", "/src");
+    us_test_env("USTATUS_BIN", "/bin/x");
+    us_test_env("USTATUS_BUILDDIR", "/b");
+    us_test_env("USTATUS_HTTP_API_KEY", "0123456789abcdef0123456789abcdef");
+    us_config *cfg = load_env_only();
+    w = warnings_of(cfg, &n);
+    ck_assert_msg(n == 0, "unexpected warnings: %s", w);
+    free(w);
+    us_config_free(cfg);
+
+    /* An unknown CENTRIFUGO_ variable may be Centrifugo's own: a warning, not an error. */
+    us_test_env("CENTRIFUGO_LOG_LEVL", "debug");
+    us_test_env("CENTRIFUGO_CLICKHOUSE_ANALYTICS_ENABLED", "true");
+    cfg = load_env_only();
+    ck_assert_uint_eq(cfg->notice_count, 2);
+    w = warnings_of(cfg, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_msg(strstr(w, "environment CENTRIFUGO_LOG_LEVL: not an option of ustatus, ignored; "
+                            "did you mean CENTRIFUGO_LOG_LEVEL?\n") != NULL,
+                  "%s", w);
+    ck_assert_msg(strstr(w, "environment CENTRIFUGO_CLICKHOUSE_ANALYTICS_ENABLED: not an option "
+                            "of ustatus, ignored\n") != NULL,
+                  "%s", w);
+    free(w);
+    us_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_accepted_without_effect_conf)
+{
+    us_config *cfg = load_ok(".conf",
+                             "http_api { key = \"k\" external = true disabled = false }\n"
+                             "engine { type = \"redis\" redis {\n"
+                             "  force_resp2 = true\n"
+                             "  sentinel_client_name = \"s\"\n"
+                             "  replica_client { enabled = true }\n"
+                             "  presence_ttl = \"60s\"\n"
+                             "  tls { client_ca_pem_file = \"/nonexistent\" }\n"
+                             "} }\n"
+                             "client {\n"
+                             "  insecure = true\n"
+                             "  ping_interval = \"25s\"\n"
+                             "  proxy { connect { enabled = true endpoint = \"http://a/b\" } }\n"
+                             "  subscription_token { enabled = true hmac_secret_key = \"x\" }\n"
+                             "}\n"
+                             "channel { namespaces = {\"a\", \"b\"} history_meta_ttl = \"720h\" }\n"
+                             "admin { enabled = true password = \"pw\" }\n"
+                             "prometheus { enabled = true }\n"
+                             "pid_file = \"/run/x.pid\"\n"
+                             "user_status { redis { reuse_from_engine = true } }\n");
+    ck_assert_str_eq(cfg->http_api.key, "k");
+    ck_assert_ptr_eq(us_config_store_redis(cfg), &cfg->engine.redis);
+    ck_assert_uint_eq(cfg->notice_count, 0);
+    us_config_free(cfg);
+
+    /* http_api.disabled is read: true would leave ustatus nothing to serve. */
+    expect_error_line(".conf", "http_api {\n disabled = true\n}\n", 2,
+                      "http_api.disabled: true is not supported: ustatus is the server API; "
+                      "remove its route from the web server instead");
+    expect_error_line(".json", "{\"http_api\": {\"disabled\": true}}", 0,
+                      "http_api.disabled: true is not supported: ustatus is the server API; "
+                      "remove its route from the web server instead");
+}
+END_TEST
+
+START_TEST(test_unknown_top_level_sections)
+{
+    /* Neither ustatus's nor Centrifugo v6's, nor close to a section of ustatus: skipped,
+     * but said (Centrifugo PRO has sections of its own). */
+    us_config *cfg = load_ok(".conf", "http_api { key = \"k\" }\n\nclickhouse_analytics {\n"
+                                      "  enabled = true\n  dsn = {\"a\", \"b\"}\n}\n");
+    ck_assert_uint_eq(cfg->notice_count, 1);
+    ck_assert_msg(strstr(cfg->notices[0], ":3: ignored clickhouse_analytics: neither a section "
+                                          "ustatus reads nor one of Centrifugo v6") != NULL,
+                  "%s", cfg->notices[0]);
+    us_config_free(cfg);
+
+    cfg = load_ok(".json", "{\"push_notifications\": {\"enabled\": true}, \"token_x\": 1}");
+    ck_assert_uint_eq(cfg->notice_count, 2);
+    ck_assert_msg(strstr(cfg->notices[0], ": ignored push_notifications: neither") != NULL, "%s",
+                  cfg->notices[0]);
+    us_config_free(cfg);
+
+    /* A function call is no section: libconfuse has no include() here. */
+    expect_error_line(".conf", "\ninclude(\"other.conf\")\n", 2, "unknown option include");
+}
+END_TEST
+
+/* ---- TLS options ---- */
+
+static const char test_cert[] =
+    "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+static const char test_key[] =
+    "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n";
+
+/* Standard base64 of s. */
+static char *b64(const char *s)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s);
+    char *out = malloc(n / 3 * 4 + 5), *o = out;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        *o++ = a[v >> 18 & 63];
+        *o++ = a[v >> 12 & 63];
+        *o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A JSON string literal of s (quotes included), for the PEM texts. */
+static char *jstr(const char *s)
+{
+    return us_test_json_str(s, strlen(s));
+}
+
+START_TEST(test_tls_pem_forms)
+{
+    char cert_path[64], key_path[64], ca_path[64], text[4096];
+    char *cert_b64 = b64(test_cert), *key_b64 = b64(test_key);
+    char *jcert = jstr(test_cert), *jkey = jstr(test_key);
+    us_config *cfg;
+
+    us_test_write_temp(".pem", test_cert, cert_path, sizeof cert_path);
+    us_test_write_temp(".pem", test_key, key_path, sizeof key_path);
+    us_test_write_temp(".pem", test_cert, ca_path, sizeof ca_path);
+
+    /* Inline PEM (JSON), base64 (libconfuse), files (JSON): the same texts. */
+    snprintf(text, sizeof text,
+             "{\"user_status\": {\"redis\": {\"tls\": {\"enabled\": true, \"cert_pem\": %s, "
+             "\"key_pem\": %s, \"server_ca_pem\": %s, \"server_name\": \"redis.example\"}}}}",
+             jcert, jkey, jcert);
+    cfg = load_ok(".json", text);
+    ck_assert(cfg->user_status.redis.tls.enabled);
+    ck_assert_str_eq(cfg->user_status.redis.tls.cert_pem, test_cert);
+    ck_assert_str_eq(cfg->user_status.redis.tls.key_pem, test_key);
+    ck_assert_str_eq(cfg->user_status.redis.tls.server_ca_pem, test_cert);
+    ck_assert_str_eq(cfg->user_status.redis.tls.server_name, "redis.example");
+    ck_assert_str_eq(cfg->user_status.redis.sentinel_tls.cert_pem, "");
+    us_config_free(cfg);
+
+    snprintf(text, sizeof text,
+             "engine { redis { sentinel_tls {\n enabled = true\n cert_pem_b64 = \"%s\"\n"
+             " key_pem_b64 = \"%s\"\n server_ca_pem_b64 = \"%s\"\n} } }\n",
+             cert_b64, key_b64, cert_b64);
+    cfg = load_ok(".conf", text);
+    ck_assert_str_eq(cfg->engine.redis.sentinel_tls.cert_pem, test_cert);
+    ck_assert_str_eq(cfg->engine.redis.sentinel_tls.key_pem, test_key);
+    ck_assert_str_eq(cfg->engine.redis.sentinel_tls.server_ca_pem, test_cert);
+    us_config_free(cfg);
+
+    snprintf(text, sizeof text,
+             "{\"engine\": {\"redis\": {\"tls\": {\"enabled\": true, \"insecure_skip_verify\": "
+             "true, \"cert_pem_file\": \"%s\", \"key_pem_file\": \"%s\", "
+             "\"server_ca_pem_file\": \"%s\"}}}}",
+             cert_path, key_path, ca_path);
+    cfg = load_ok(".json", text);
+    ck_assert_str_eq(cfg->engine.redis.tls.cert_pem, test_cert);
+    ck_assert_str_eq(cfg->engine.redis.tls.key_pem, test_key);
+    ck_assert_str_eq(cfg->engine.redis.tls.server_ca_pem, test_cert);
+    ck_assert(cfg->engine.redis.tls.insecure_skip_verify);
+    us_config_free(cfg);
+
+    /* From the environment too; a CA alone is fine (no client certificate). */
+    us_test_env("USTATUS_USER_STATUS_REDIS_TLS_SERVER_CA_PEM_FILE", ca_path);
+    us_test_env("USTATUS_USER_STATUS_REDIS_TLS_ENABLED", "true");
+    cfg = load_env_only();
+    ck_assert_str_eq(cfg->user_status.redis.tls.server_ca_pem, test_cert);
+    ck_assert_str_eq(cfg->user_status.redis.tls.cert_pem, "");
+    us_config_free(cfg);
+
+    unlink(cert_path);
+    unlink(key_path);
+    unlink(ca_path);
+    free(cert_b64);
+    free(key_b64);
+    free(jcert);
+    free(jkey);
+}
+END_TEST
+
+/* Loads text and asserts the error says `want` and quotes no key material. */
+static void expect_pem_error(const char *suffix, const char *text, const char *want)
+{
+    char err[1024], path[64];
+    us_config *cfg = load_text(suffix, text, err, sizeof err, path, sizeof path);
+    ck_assert_msg(cfg == NULL, "no error for %s", want);
+    ck_assert_msg(strstr(err, want) != NULL, "error \"%s\" does not say \"%s\"", err, want);
+    ck_assert_msg(strstr(err, "SECRETKEYMATERIAL") == NULL, "key material in: %s", err);
+    ck_assert_msg(strstr(err, "BEGIN PRIVATE") == NULL, "key material in: %s", err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+
+START_TEST(test_tls_pem_errors)
+{
+    char text[4096], key_path[64];
+    char *key_b64 = b64(test_key), *jkey = jstr(test_key), *jcert = jstr(test_cert);
+
+    us_test_write_temp(".pem", test_key, key_path, sizeof key_path);
+
+    /* More than one form of the same PEM. */
+    snprintf(text, sizeof text,
+             "user_status { redis { tls {\n cert_pem = \"%s\"\n key_pem_b64 = \"%s\"\n"
+             " key_pem_file = \"%s\"\n} } }\n",
+             "-----BEGIN CERTIFICATE-----", key_b64, key_path);
+    expect_pem_error(".conf", text,
+                     ":4: user_status.redis.tls.key_pem_file: give only one of key_pem, "
+                     "key_pem_b64 and key_pem_file");
+    /* An unreadable file: the option and the path. */
+    expect_pem_error(
+        ".conf",
+        "engine { redis { sentinel_tls {\n\n server_ca_pem_file = \"/nonexistent/ca.pem\"\n"
+        "} } }\n",
+        ":3: engine.redis.sentinel_tls.server_ca_pem_file: cannot read "
+        "/nonexistent/ca.pem: No such file or directory");
+    expect_pem_error(".json", "{\"engine\": {\"redis\": {\"tls\": {\"cert_pem_file\": \"/tmp\"}}}}",
+                     "engine.redis.tls.cert_pem_file: cannot read /tmp: Is a directory");
+    /* A key without its certificate, and the reverse. */
+    snprintf(text, sizeof text, "{\"user_status\": {\"redis\": {\"tls\": {\"key_pem\": %s}}}}",
+             jkey);
+    expect_pem_error(".json", text,
+                     "user_status.redis.tls.key_pem: a client key needs its certificate");
+    snprintf(text, sizeof text, "{\"user_status\": {\"redis\": {\"tls\": {\"cert_pem\": %s}}}}",
+             jcert);
+    expect_pem_error(".json", text,
+                     "user_status.redis.tls.cert_pem: a client certificate needs its key");
+    /* Not base64, not PEM. */
+    expect_pem_error(".conf",
+                     "user_status { redis { tls {\n key_pem_b64 = \"SECRETKEYMATERIAL!\"\n} } }\n",
+                     ":2: user_status.redis.tls.key_pem_b64: not valid standard base64");
+    expect_pem_error(".conf",
+                     "user_status { redis { tls {\n key_pem = \"SECRETKEYMATERIAL\"\n} } }\n",
+                     ":2: user_status.redis.tls.key_pem: holds no PEM block");
+    /* From the environment, the variable is named. */
+    us_test_env("USTATUS_ENGINE_REDIS_TLS_KEY_PEM", "SECRETKEYMATERIAL");
+    expect_error_prefix(NULL, "environment USTATUS_ENGINE_REDIS_TLS_KEY_PEM: "
+                              "engine.redis.tls.key_pem: holds no PEM block", NULL);
+
+    unlink(key_path);
+    free(key_b64);
+    free(jkey);
+    free(jcert);
+}
+END_TEST
+
+START_TEST(test_tls_enabled_is_read)
+{
+    /* {"enabled": true} is an option ustatus implements, never accepted and dropped. */
+    us_config *cfg = load_ok(".json", "{\"user_status\": {\"redis\": {\"address\": \"h:6380\", "
+                                      "\"tls\": {\"enabled\": true}}}}");
+    ck_assert(cfg->user_status.redis.tls.enabled);
+    ck_assert(!cfg->user_status.redis.sentinel_tls.enabled);
+    ck_assert(!cfg->engine.redis.tls.enabled);
+    ck_assert_uint_eq(cfg->notice_count, 0);
+    us_config_free(cfg);
+    cfg = load_ok(".conf", "engine { redis { sentinel_tls { enabled = true } } }\n");
+    ck_assert(cfg->engine.redis.sentinel_tls.enabled);
+    us_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_value_checks_round_two)
+{
+    us_config *cfg = load_ok(".conf",
+                             "client { token { jwks_public_endpoint = "
+                             "\"https://idp.example/realms/x/protocol/openid-connect/certs\" } }\n"
+                             "user_status { redis { client_name = \"ustatus-1\" } }\n"
+                             "fcgi { request_timeout = \"1ms\" }\n");
+    ck_assert_str_eq(cfg->client.token.jwks_public_endpoint,
+                     "https://idp.example/realms/x/protocol/openid-connect/certs");
+    ck_assert_str_eq(cfg->user_status.redis.client_name, "ustatus-1");
+    ck_assert_int_eq(cfg->fcgi.request_timeout_ms, 1);
+    us_config_free(cfg);
+    cfg = load_ok(".json", "{\"client\": {\"token\": {\"jwks_public_endpoint\": "
+                           "\"HTTP://127.0.0.1:8080/jwks\"}}}");
+    us_config_free(cfg);
+
+    expect_error_line(".conf", "client { token {\n jwks_public_endpoint = \"ftp://x/jwks\"\n} }\n",
+                      2, "client.token.jwks_public_endpoint: must be an http:// or https:// URL");
+    expect_error_line(".conf", "client { token {\n jwks_public_endpoint = \"https://\"\n} }\n", 2,
+                      "client.token.jwks_public_endpoint: the URL has no host");
+    expect_error_line(".json",
+                      "{\"client\": {\"token\": {\"jwks_public_endpoint\": \"https://a b/\"}}}", 0,
+                      "client.token.jwks_public_endpoint: the URL has a space or a non-ASCII "
+                      "character");
+    expect_error_line(".conf", "engine { redis {\n client_name = \"my app\"\n} }\n", 2,
+                      "engine.redis.client_name: must be printable ASCII without spaces (Redis "
+                      "CLIENT SETNAME), got \"my app\"");
+    expect_error_line(".json", "{\"user_status\": {\"redis\": {\"client_name\": \"caf\\u00e9\"}}}",
+                      0,
+                      "user_status.redis.client_name: must be printable ASCII without spaces "
+                      "(Redis CLIENT SETNAME), got \"caf\xc3\xa9\"");
+    expect_error_line(".conf", "fcgi {\n request_timeout = \"0s\"\n}\n", 2,
+                      "fcgi.request_timeout: must be at least 1ms, got \"0s\"");
+    us_test_env("USTATUS_FCGI_REQUEST_TIMEOUT", "soon");
+    expect_error_prefix(NULL, "environment USTATUS_FCGI_REQUEST_TIMEOUT: ", "invalid duration");
+}
+END_TEST
+
+START_TEST(test_secrets_never_in_errors)
+{
+    char err[512];
+    static const char *const texts[] = {
+        "http_api { key = {\"SECRETVALUE\"} }\n",
+        "centrifugo_proxy { key = {\"SECRETVALUE\"} }\n",
+        "client { token { hmac_secret_key = {\"SECRETVALUE\"} } }\n",
+        "user_status { redis { password = {\"SECRETVALUE\"} } }\n",
+        "engine { redis { sentinel_password = {\"SECRETVALUE\"} } }\n",
+        "user_status { redis { tls { key_pem_b64 = \"SECRETVALUE\" } } }\n",
+        "user_status { redis { tls { key_pem = \"SECRETVALUE\" } } }\n",
+        "user_status { redis { address = \"redis://u:SECRETVALUE@h:99999\" } }\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        char path[64];
+        us_config *cfg = load_text(".conf", texts[i], err, sizeof err, path, sizeof path);
+        ck_assert_msg(cfg == NULL, "accepted: %s", texts[i]);
+        ck_assert_msg(strstr(err, "SECRETVALUE") == NULL, "secret in: %s", err);
+    }
+}
+END_TEST
+
+/* ---- comments and line numbers ---- */
+
+START_TEST(test_comments_keep_lines)
+{
+    /* libconfuse 3.3 alone counts each '#' comment as three lines. */
+    expect_error_line(".conf",
+                      "# one\n# two\n# three\nhttp_api {\n  # four\n  key = \"k\" # five\n"
+                      "  // six\n  /* seven\n     eight */\n  kee = 1\n}\n",
+                      10, "unknown option http_api.kee; did you mean key?");
+    expect_error_line(".conf",
+                      "/* a\nb\nc */ user_status { /* d */\n\n expire_interval = \"1x\"\n}\n", 5,
+                      "user_status.expire_interval: invalid duration \"1x\"");
+    expect_error_line(".conf", "####\n////\nlog {\n level = \"loud\" ## trailing\n}\n", 4,
+                      "log.level: must be debug, info, warn or error, got \"loud\"");
+}
+END_TEST
+
+START_TEST(test_comment_after_list_element)
+{
+    us_config *cfg = load_ok(".conf",
+                             "user_status {\n"
+                             "  redis {\n"
+                             "    address = {\n"
+                             "      \"10.0.0.1:6379\", # the first shard\n"
+                             "      \"10.0.0.2:6379\", // the second\n"
+                             "      /* the third */ \"10.0.0.3:6379\" # last\n"
+                             "    }\n"
+                             "    prefix = \"p#not-a-comment//nor/*this*/\"\n"
+                             "    user = 'single#quoted//too'\n"
+                             "  }\n"
+                             "}\n"
+                             "client { allowed_origins = {\"https://a.example\", # a\n"
+                             "  \"https://b.example\" # b\n} }\n");
+    const us_redis_config *r = &cfg->user_status.redis;
+    ck_assert_uint_eq(r->address_count, 3);
+    ck_assert_str_eq(r->address[2], "10.0.0.3:6379");
+    ck_assert_str_eq(r->prefix, "p#not-a-comment//nor/*this*/");
+    ck_assert_str_eq(r->user, "single#quoted//too");
+    ck_assert_uint_eq(cfg->client.allowed_origins_count, 2);
+    us_config_free(cfg);
+
+    /* A '#' after a value that is not quoted starts a comment, as in libconfuse. */
+    cfg = load_ok(".conf", "fcgi { workers = 3# three\n backlog = 7 }\n");
+    ck_assert_int_eq(cfg->fcgi.workers, 3);
+    ck_assert_int_eq(cfg->fcgi.backlog, 7);
+    us_config_free(cfg);
+}
+END_TEST
+
+static const char *srcdir; /* the source tree, from USTATUS_SRCDIR (before it is cleared) */
+
+/* Whether a shipped file is a ustatus configuration (the web servers' files under deploy/
+ * are .conf too): one of its sections opens a line. */
+static bool is_ustatus_config(const char *path, const char *text)
+{
+    static const char *const sections[] = {"http_api", "user_status", "engine", "fcgi", "log"};
+    size_t n = strlen(path);
+    bool json = n > 5 && strcmp(path + n - 5, ".json") == 0;
+
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+            size_t k = strlen(sections[i]);
+            const char *p = line;
+            if (json && *p++ != '"')
+                continue;
+            if (strncmp(p, sections[i], k) != 0)
+                continue;
+            p += k;
+            if (json && *p++ != '"')
+                continue;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p == (json ? ':' : '{'))
+                return true;
+        }
+    }
+    return false;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "cannot open %s", path);
+    us_buf b = US_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        us_buf_append(&b, chunk, n);
+    fclose(fp);
+    us_buf_puts(&b, "");
+    return us_buf_steal(&b, NULL);
+}
+
+/* The shipped text as quickstart.sh and the package install it (the Redis port filled
+ * in; the API key placeholder left, for the warning). */
+static char *shipped_text(const char *path)
+{
+    char *raw = slurp(path);
+    us_buf b = US_BUF_INIT;
+    const char *p = raw, *at;
+    us_buf_puts(&b, "");
+    while ((at = strstr(p, "@REDIS_PORT@"))) {
+        us_buf_append(&b, p, (size_t)(at - p));
+        us_buf_puts(&b, "6379");
+        p = at + strlen("@REDIS_PORT@");
+    }
+    us_buf_puts(&b, p);
+    free(raw);
+    return us_buf_steal(&b, NULL);
+}
+
+/* Every ustatus configuration under deploy/ (recursively): found, loaded, and warned
+ * about for its placeholder key. */
+static size_t find_shipped(const char *dir, char found[][512], size_t max, size_t n);
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+static size_t find_shipped(const char *dir, char found[][512], size_t max, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    ck_assert_msg(d != NULL, "cannot open %s", dir);
+    while ((e = readdir(d)) != NULL) {
+        char path[512];
+        struct stat st;
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ck_assert_int_eq(stat(path, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            n = find_shipped(path, found, max, n);
+            continue;
+        }
+        if (!(len > 5 && (strcmp(e->d_name + len - 5, ".conf") == 0 ||
+                          strcmp(e->d_name + len - 5, ".json") == 0)))
+            continue;
+        char *text = slurp(path);
+        if (is_ustatus_config(path, text) && n < max)
+            snprintf(found[n++], 512, "%s", path);
+        free(text);
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_shipped_files)
+{
+    char found[16][512], deploy[512];
+    size_t count;
+
+    ck_assert_msg(srcdir != NULL, "USTATUS_SRCDIR is not set (make check sets it)");
+    snprintf(deploy, sizeof deploy, "%s/deploy", srcdir);
+    count = find_shipped(deploy, found, 16, 0);
+    ck_assert_msg(count >= 2, "found %zu configurations under %s", count, deploy);
+    for (size_t f = 0; f < count; f++) {
+        char *text = shipped_text(found[f]);
+        size_t n = strlen(found[f]), w;
+        bool json = strcmp(found[f] + n - 5, ".json") == 0;
+        us_config *cfg = load_ok(json ? ".json" : ".conf", text);
+        char *warnings = warnings_of(cfg, &w);
+        ck_assert_msg(strstr(warnings, "http_api.key looks like a template placeholder") != NULL,
+                      "%s: %s", found[f], warnings);
+        free(warnings);
+        us_config_free(cfg);
+
+        if (json) {
+            /* A typo in the shipped JSON is named with its path and a suggestion. */
+            char *at = strstr(text, "\"address\"");
+            ck_assert_msg(at != NULL, "%s has no address", found[f]);
+            memmove(at + 2, at + 3, strlen(at + 3) + 1); /* "adress" */
+            expect_error_line(".json", text, 0,
+                              "unknown option user_status.redis.adress; did you mean address?");
+            free(text);
+            continue;
+        }
+        /* An error put before each line of the shipped file is reported at that line. */
+        int lines = 1;
+        for (const char *p = text; *p; p++)
+            lines += *p == '\n';
+        for (int line = 1; line <= lines; line++) {
+            us_buf b = US_BUF_INIT;
+            const char *p = text;
+            char err[1024], path[64], want[128];
+            for (int l = 1; l < line && p; l++)
+                p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+            size_t head = p ? (size_t)(p - text) : strlen(text);
+            us_buf_append(&b, text, head);
+            us_buf_puts(&b, "no_such_section_or_option { x = 1 } # injected\n");
+            us_buf_puts(&b, text + head);
+            char *mutated = us_buf_steal(&b, NULL);
+            us_config *bad = load_text(".conf", mutated, err, sizeof err, path, sizeof path);
+            free(mutated);
+            /* At the top level it is skipped with a notice; inside a section, an error. */
+            if (bad) {
+                snprintf(want, sizeof want, ":%d: ignored no_such_section_or_option", line);
+                ck_assert_uint_eq(bad->notice_count, 1);
+                ck_assert_msg(strstr(bad->notices[0], want) != NULL, "%s line %d: %s", found[f],
+                              line, bad->notices[0]);
+                us_config_free(bad);
+            } else {
+                snprintf(want, sizeof want, "%s:%d: unknown option ", path, line);
+                ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s line %d: %s", found[f],
+                              line, err);
+            }
+        }
+        free(text);
+    }
+}
+END_TEST
+
+/* ---- unsafe-setting warnings ---- */
+
+START_TEST(test_warnings_key)
+{
+    static const struct {
+        const char *conf, *want;
+    } cases[] = {
+        {"http_api { key = \"0123456789abcdef0123456789abcdef\" }", NULL},
+        {"http_api { insecure = true }", "http_api.insecure = true: the server API answers every "
+                                         "request without an API key"},
+        {"http_api { key = \"\" }", "http_api.key is empty: every server API request is refused"},
+        {"http_api { key = \"k\" }", "http_api.key is shorter than 32 characters"},
+        {"http_api { key = \"0123456789abcdef0123456789abcde\" }",
+         "http_api.key is shorter than 32 characters"},
+        {"http_api { key = \"@API_KEY@\" }", "http_api.key looks like a template placeholder"},
+        {"http_api { key = \"CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME\" }",
+         "http_api.key looks like a template placeholder"},
+        {"http_api { key = \"<your api key goes here, 32 characters or more>\" }",
+         "http_api.key looks like a template placeholder"},
+        {"http_api { key = '${API_KEY_OF_THIS_DEPLOYMENT_0123456789}' }",
+         "http_api.key looks like a template placeholder"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        us_config *cfg = us_test_config("%s\n", cases[i].conf);
+        size_t n;
+        char *w = warnings_of(cfg, &n);
+        if (!cases[i].want) {
+            ck_assert_msg(n == 0, "%s: %s", cases[i].conf, w);
+        } else {
+            ck_assert_msg(n == 1, "%s: %zu warnings: %s", cases[i].conf, n, w);
+            ck_assert_msg(strstr(w, cases[i].want) != NULL, "%s: %s", cases[i].conf, w);
+            ck_assert_msg(strchr(w, '\n') == w + strlen(w) - 1, "not one line: %s", w);
+        }
+        /* Never the key itself. */
+        ck_assert_msg(strlen(cfg->http_api.key) < 4 || strstr(w, cfg->http_api.key) == NULL, "%s",
+                      w);
+        free(w);
+        us_config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(test_warnings_file_mode_and_tls)
+{
+    char path[64], err[512];
+    static const char secret_conf[] =
+        "http_api { key = \"0123456789abcdef0123456789abcdef\" }\n"
+        "engine { redis { tls { insecure_skip_verify = true } sentinel_tls {\n"
+        "  insecure_skip_verify = true } } }\n";
+    size_t n;
+    char *w;
+    us_config *cfg;
+
+    us_test_write_temp(".conf", secret_conf, path, sizeof path);
+    /* 0640: the web server's group reads it, as the Debian package ships it. */
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    cfg = us_config_load(path, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    w = warnings_of(cfg, &n);
+    ck_assert_msg(n == 2, "%s", w);
+    ck_assert_msg(strstr(w, "engine.redis.tls.insecure_skip_verify = true: the Redis server's "
+                            "certificate is not verified") != NULL,
+                  "%s", w);
+    ck_assert_msg(strstr(w, "engine.redis.sentinel_tls.insecure_skip_verify = true") != NULL, "%s",
+                  w);
+    free(w);
+    us_config_free(cfg);
+
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    cfg = us_config_load(path, err, sizeof err);
+    w = warnings_of(cfg, &n);
+    ck_assert_msg(n == 3, "%s", w);
+    ck_assert_msg(strstr(w, "holds secrets and every user can read it (mode 0644)") != NULL, "%s",
+                  w);
+    ck_assert_msg(strstr(w, path) != NULL, "%s", w);
+    ck_assert_msg(strstr(w, "0123456789abcdef") == NULL, "key in: %s", w);
+    free(w);
+    us_config_free(cfg);
+
+    ck_assert_int_eq(chmod(path, 0666), 0);
+    cfg = us_config_load(path, err, sizeof err);
+    w = warnings_of(cfg, &n);
+    ck_assert_msg(n == 4 && strstr(w, "every user can write to it (mode 0666)") != NULL, "%s", w);
+    free(w);
+    us_config_free(cfg);
+    unlink(path);
+
+    /* World-readable but without a secret in it: the key comes from the environment. */
+    us_test_write_temp(".conf", "log { level = \"info\" }\n", path, sizeof path);
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    us_test_env("USTATUS_HTTP_API_KEY", "0123456789abcdef0123456789abcdef");
+    cfg = us_config_load(path, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(us_config_warnings(cfg, NULL, NULL), 0);
+    us_config_free(cfg);
+    unlink(path);
+
+    /* A password in a redis:// URL is a secret too. */
+    us_test_env("USTATUS_HTTP_API_KEY", NULL);
+    us_test_write_temp(".json",
+                       "{\"http_api\": {\"insecure\": true}, \"user_status\": {\"redis\": "
+                       "{\"address\": \"redis://u:pw@h:6379\"}}}",
+                       path, sizeof path);
+    ck_assert_int_eq(chmod(path, 0604), 0);
+    cfg = us_config_load(path, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    w = warnings_of(cfg, &n);
+    ck_assert_msg(n == 2 && strstr(w, "holds secrets and every user can read it") != NULL, "%s",
+                  w);
+    free(w);
+    us_config_free(cfg);
+    unlink(path);
 }
 END_TEST
 
@@ -1039,7 +1906,47 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_buffer_handling);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("nothing ignored");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_loop_test(tc, test_typo_conf, 0, N_ELEMS(typos));
+    tcase_add_loop_test(tc, test_typo_json, 0, N_ELEMS(typos));
+    tcase_add_loop_test(tc, test_typo_env, 0, N_ELEMS(env_typos));
+    tcase_add_test(tc, test_env_names_accepted_and_centrifugo);
+    tcase_add_test(tc, test_accepted_without_effect_conf);
+    tcase_add_test(tc, test_unknown_top_level_sections);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("tls and round-two values");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_tls_pem_forms);
+    tcase_add_test(tc, test_tls_pem_errors);
+    tcase_add_test(tc, test_tls_enabled_is_read);
+    tcase_add_test(tc, test_value_checks_round_two);
+    tcase_add_test(tc, test_secrets_never_in_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lines");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_comments_keep_lines);
+    tcase_add_test(tc, test_comment_after_list_element);
+    tcase_add_test(tc, test_shipped_files);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("warnings");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_warnings_key);
+    tcase_add_test(tc, test_warnings_file_mode_and_tls);
+    suite_add_tcase(s, tc);
+
     return s;
 }
 
-US_TEST_MAIN(config_suite)
+int main(void)
+{
+    /* Read before any test clears the USTATUS_ variables; forked tests inherit it. */
+    const char *dir = getenv("USTATUS_SRCDIR");
+    srcdir = dir ? strdup(dir) : NULL;
+    int rc = us_test_run(config_suite());
+    free((char *)srcdir);
+    return rc;
+}
