@@ -3,15 +3,16 @@
 #include "ustatus/client.h"
 
 #include <ctype.h>
-#include <fnmatch.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ustatus/auth.h"
 #include "ustatus/buf.h"
 #include "ustatus/clock.h"
 #include "ustatus/envelope.h"
+#include "ustatus/jwks.h"
 #include "ustatus/jwt.h"
 #include "ustatus/log.h"
 #include "ustatus/mem.h"
@@ -21,6 +22,9 @@
  * a client of ours, whatever http_api.max_body_bytes allows the server API. */
 #define CLIENT_MAX_BODY_BYTES 4096
 #define PREFLIGHT_MAX_AGE_S   600
+/* Longer Origin values are never allowed (browsers send scheme://host[:port]); bounds the
+ * pattern matcher's work. */
+#define ORIGIN_MAX_BYTES 1024
 
 struct us_client {
     const us_config *cfg;
@@ -28,7 +32,8 @@ struct us_client {
     us_store *store;
     us_throttle *throttle;
     us_jwt_verifier *jwt;
-    us_buf user; /* scratch: the token's user */
+    us_jwks *jwks; /* NULL without client.token.jwks_public_endpoint */
+    us_buf user;   /* scratch: the token's user */
 };
 
 static bool blank(const char *s, size_t len)
@@ -41,16 +46,61 @@ static bool blank(const char *s, size_t len)
 
 /* ---- CORS ---- */
 
-/* An entry is an exact origin ("https://app.example.com"), "*" for any origin, or a
- * shell-style pattern (fnmatch) where a star stands for any part of a host name. */
+/* [s, s+n) matches pattern p, ASCII case-insensitively, where each '*' stands for any
+ * run of characters without '/' or ':' (so a star stays inside one part of an origin:
+ * it never reaches across the scheme separator, into a path, or onto a port). Every
+ * other character is literal. Dynamic programming over the pattern, O(len(p) * n): no
+ * backtracking blow-up whatever the input. */
+static bool pattern_matches(const char *p, const char *s, size_t n)
+{
+    size_t m = strlen(p);
+    bool *row = us_xcalloc(2 * (m + 1), sizeof *row);
+    bool *cur = row, *next = row + m + 1;
+    cur[0] = true; /* the empty pattern prefix matches the empty text prefix */
+    for (size_t j = 1; j <= m; j++)
+        cur[j] = cur[j - 1] && p[j - 1] == '*';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        next[0] = false;
+        for (size_t j = 1; j <= m; j++) {
+            if (p[j - 1] == '*')
+                next[j] = next[j - 1] || (cur[j] && ch != '/' && ch != ':');
+            else
+                next[j] = cur[j - 1] && tolower((unsigned char)p[j - 1]) == tolower(ch);
+        }
+        bool *t = cur;
+        cur = next;
+        next = t;
+    }
+    bool ok = cur[m];
+    free(row);
+    return ok;
+}
+
+/* An entry is "*" (any origin), an exact origin ("https://app.example.com", compared
+ * without regard to ASCII case), or a pattern with stars (pattern_matches). A pattern
+ * without "://" ("*.example.com", as Centrifugo's examples write them) is matched
+ * against what follows the origin's "scheme://", whatever the scheme. */
 static bool origin_allowed(const us_client *c, const char *origin)
 {
     if (!origin || !*origin)
         return false;
+    size_t len = strlen(origin);
+    if (len > ORIGIN_MAX_BYTES)
+        return false;
+    const char *sep = strstr(origin, "://");
     for (size_t i = 0; i < c->cfg->client.allowed_origins_count; i++) {
         const char *a = c->cfg->client.allowed_origins[i];
-        if (strcmp(a, origin) == 0 || (strchr(a, '*') && fnmatch(a, origin, 0) == 0))
+        if (strcmp(a, "*") == 0 || strcasecmp(a, origin) == 0)
             return true;
+        if (!strchr(a, '*'))
+            continue;
+        if (strstr(a, "://")) {
+            if (pattern_matches(a, origin, len))
+                return true;
+        } else if (sep && pattern_matches(a, sep + 3, len - (size_t)(sep + 3 - origin))) {
+            return true;
+        }
     }
     return false;
 }
@@ -190,6 +240,14 @@ us_client *us_client_create(const us_config *cfg, const us_command_rules *rules,
     c->rules = rules;
     c->store = store;
     c->throttle = throttle;
+    const char *jwks_url = cfg->client.token.jwks_public_endpoint;
+    if (jwks_url && *jwks_url) {
+        c->jwks = us_jwks_create(jwks_url, err, err_len);
+        if (!c->jwks) {
+            us_client_free(c);
+            return NULL;
+        }
+    }
     const char *secret = cfg->client.token.hmac_secret_key;
     us_jwt_options o = {
         .hmac_secret = secret,
@@ -198,12 +256,28 @@ us_client *us_client_create(const us_config *cfg, const us_command_rules *rules,
         .ecdsa_public_pem = cfg->client.token.ecdsa_public_key,
         .audience = cfg->client.token.audience,
         .issuer = cfg->client.token.issuer,
+        .audience_regex = cfg->client.token.audience_regex,
+        .issuer_regex = cfg->client.token.issuer_regex,
         .user_id_claim = cfg->client.token.user_id_claim,
+        .key_lookup = c->jwks ? us_jwks_lookup : NULL,
+        .key_lookup_ctx = c->jwks,
     };
     c->jwt = us_jwt_verifier_create(&o, err, err_len);
     if (!c->jwt) {
         us_client_free(c);
         return NULL;
+    }
+    /* Centrifugo verifies with the JWKS alone once it is set; say so rather than let a
+     * configured key look used. Once per process that builds the endpoints. */
+    if (c->jwks) {
+        static const char *const unused[] = {"hmac_secret_key", "rsa_public_key",
+                                             "ecdsa_public_key"};
+        const char *values[] = {secret, o.rsa_public_pem, o.ecdsa_public_pem};
+        for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++)
+            if (values[i] && *values[i])
+                us_warn("client.token.%s is not used: tokens are verified with the keys of "
+                        "client.token.jwks_public_endpoint (as Centrifugo does)",
+                        unused[i]);
     }
     return c;
 }
@@ -213,6 +287,7 @@ void us_client_free(us_client *c)
     if (!c)
         return;
     us_jwt_verifier_free(c->jwt);
+    us_jwks_free(c->jwks);
     us_buf_free(&c->user);
     free(c);
 }

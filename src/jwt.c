@@ -2,6 +2,7 @@
 #include "ustatus/jwt.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,12 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+#else
+#include <openssl/rsa.h>
+#endif
 
 #include "ustatus/buf.h"
 #include "ustatus/mem.h"
@@ -37,15 +44,27 @@ static const struct {
     {"ES512", KEY_EC, EVP_sha512, 521},
 };
 
+struct us_jwt_key {
+    EVP_PKEY *pkey;
+    key_type type; /* KEY_RSA or KEY_EC */
+    int ec_bits;   /* KEY_EC: 256, 384 or 521 */
+    char alg[8];   /* "" = any algorithm of the type (and curve) */
+};
+
 struct us_jwt_verifier {
     unsigned char *hmac_secret; /* NULL = no HMAC key */
     size_t hmac_secret_len;
-    EVP_PKEY *rsa;
-    EVP_PKEY *ec;
-    int ec_bits;    /* 256, 384 or 521 */
+    us_jwt_key *rsa;
+    us_jwt_key *ec;
     char *audience; /* NULL = not checked */
     char *issuer;
+    regex_t audience_re;
+    regex_t issuer_re;
+    bool has_audience_re;
+    bool has_issuer_re;
     char *user_id_claim; /* NULL = sub */
+    us_jwt_key_lookup key_lookup;
+    void *key_lookup_ctx;
 };
 
 /* ---- base64url ---- */
@@ -165,6 +184,217 @@ static bool set(const char *s)
     return s && *s;
 }
 
+static const char *curve_group(int bits)
+{
+    switch (bits) {
+    case 256: return "prime256v1";
+    case 384: return "secp384r1";
+    case 521: return "secp521r1";
+    default: return NULL;
+    }
+}
+
+/* The algorithms table entry named name, or NULL. */
+static int algorithm_index(const char *name)
+{
+    for (size_t i = 0; i < sizeof algorithms / sizeof algorithms[0]; i++)
+        if (strcmp(algorithms[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static us_jwt_key *key_wrap(EVP_PKEY *pkey, key_type type, int ec_bits, const char *alg)
+{
+    us_jwt_key *k = us_xcalloc(1, sizeof *k);
+    k->pkey = pkey;
+    k->type = type;
+    k->ec_bits = ec_bits;
+    if (set(alg))
+        snprintf(k->alg, sizeof k->alg, "%s", alg);
+    return k;
+}
+
+/* alg must be empty or an algorithm of the type (and curve). */
+static int check_key_alg(const char *alg, key_type type, int ec_bits, char *err, size_t err_len)
+{
+    if (!set(alg))
+        return 0;
+    int i = algorithm_index(alg);
+    if (i < 0 || algorithms[i].type != type ||
+        (type == KEY_EC && algorithms[i].ec_bits != ec_bits)) {
+        us_set_msg(err, err_len, "alg %.16s does not fit the key type%s", alg,
+                   type == KEY_EC ? " and curve" : "");
+        return -1;
+    }
+    return 0;
+}
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* check_point: also checks that the public point is on the curve (EC). Not done for RSA:
+ * OpenSSL's RSA public check runs a primality test on n that costs more than the whole
+ * document, and a malformed modulus can only make its own signatures fail. */
+static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, bool check_point)
+{
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    if (!params || !ctx)
+        abort();
+    if (EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        pkey = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    if (pkey && check_point) {
+        EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (!check)
+            abort();
+        if (EVP_PKEY_public_check(check) != 1) {
+            EVP_PKEY_free(pkey);
+            pkey = NULL;
+        }
+        EVP_PKEY_CTX_free(check);
+    }
+    ERR_clear_error();
+    return pkey;
+}
+#endif
+
+us_jwt_key *us_jwt_key_rsa(const unsigned char *n, size_t n_len, const unsigned char *e,
+                           size_t e_len, const char *alg, char *err, size_t err_len)
+{
+    if (check_key_alg(alg, KEY_RSA, 0, err, err_len) < 0)
+        return NULL;
+    while (n_len && n[0] == 0) {
+        n++;
+        n_len--;
+    }
+    while (e_len && e[0] == 0) {
+        e++;
+        e_len--;
+    }
+    size_t bits = n_len * 8;
+    for (unsigned char top = n_len ? n[0] : 0; n_len && !(top & 0x80); top <<= 1)
+        bits--;
+    if (bits < US_JWT_RSA_MIN_BITS || bits > US_JWT_RSA_MAX_BITS) {
+        us_set_msg(err, err_len, "RSA modulus of %zu bits (%d to %d accepted)", bits,
+                   US_JWT_RSA_MIN_BITS, US_JWT_RSA_MAX_BITS);
+        return NULL;
+    }
+    if (e_len == 0 || e_len > 4 || !(e[e_len - 1] & 1) || (e_len == 1 && e[0] < 3)) {
+        us_set_msg(err, err_len, "RSA exponent is not an odd number from 3 to 2^32-1");
+        return NULL;
+    }
+    BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL);
+    BIGNUM *bn_e = BN_bin2bn(e, (int)e_len, NULL);
+    if (!bn_n || !bn_e)
+        abort();
+    EVP_PKEY *pkey = NULL;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    if (!bld || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1)
+        abort();
+    pkey = pkey_from_params("RSA", bld, false);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn_n);
+    BN_free(bn_e);
+#else
+    RSA *rsa = RSA_new();
+    if (!rsa || RSA_set0_key(rsa, bn_n, bn_e, NULL) != 1) /* takes bn_n and bn_e */
+        abort();
+    pkey = EVP_PKEY_new();
+    if (!pkey || EVP_PKEY_assign_RSA(pkey, rsa) != 1) /* takes rsa */
+        abort();
+#endif
+    if (!pkey) {
+        us_set_msg(err, err_len, "not a usable RSA public key");
+        return NULL;
+    }
+    return key_wrap(pkey, KEY_RSA, 0, alg);
+}
+
+us_jwt_key *us_jwt_key_ec(const char *crv, const unsigned char *x, size_t x_len,
+                          const unsigned char *y, size_t y_len, const char *alg, char *err,
+                          size_t err_len)
+{
+    int bits = !crv                        ? 0
+               : strcmp(crv, "P-256") == 0 ? 256
+               : strcmp(crv, "P-384") == 0 ? 384
+               : strcmp(crv, "P-521") == 0 ? 521
+                                           : 0;
+    if (!bits) {
+        us_set_msg(err, err_len, "curve is not P-256, P-384 or P-521");
+        return NULL;
+    }
+    if (check_key_alg(alg, KEY_EC, bits, err, err_len) < 0)
+        return NULL;
+    size_t size = ((size_t)bits + 7) / 8;
+    if (x_len != size || y_len != size) {
+        us_set_msg(err, err_len, "EC coordinates must be %zu bytes each for %s", size, crv);
+        return NULL;
+    }
+    EVP_PKEY *pkey = NULL;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    unsigned char point[1 + 2 * 66];
+    point[0] = 0x04; /* uncompressed: 04 || x || y */
+    memcpy(point + 1, x, size);
+    memcpy(point + 1 + size, y, size);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    if (!bld ||
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve_group(bits), 0) !=
+            1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size) != 1)
+        abort();
+    pkey = pkey_from_params("EC", bld, true);
+    OSSL_PARAM_BLD_free(bld);
+#else
+    EC_KEY *ec = EC_KEY_new_by_curve_name(OBJ_sn2nid(curve_group(bits)));
+    BIGNUM *bx = BN_bin2bn(x, (int)size, NULL), *by = BN_bin2bn(y, (int)size, NULL);
+    if (!ec || !bx || !by)
+        abort();
+    /* Checks that the point is on the curve. */
+    if (EC_KEY_set_public_key_affine_coordinates(ec, bx, by) == 1) {
+        pkey = EVP_PKEY_new();
+        if (!pkey || EVP_PKEY_assign_EC_KEY(pkey, ec) != 1) /* takes ec */
+            abort();
+        ec = NULL;
+    }
+    EC_KEY_free(ec);
+    BN_free(bx);
+    BN_free(by);
+    ERR_clear_error();
+#endif
+    if (!pkey) {
+        us_set_msg(err, err_len, "the point is not on curve %s", crv);
+        return NULL;
+    }
+    return key_wrap(pkey, KEY_EC, bits, alg);
+}
+
+const char *us_jwt_key_alg(const us_jwt_key *k)
+{
+    return k->alg;
+}
+
+void us_jwt_key_free(us_jwt_key *k)
+{
+    if (!k)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+static int compile_regex(regex_t *re, const char *pattern, const char *option, char *err,
+                         size_t err_len)
+{
+    if (regcomp(re, pattern, REG_EXTENDED) != 0) {
+        us_set_msg(err, err_len, "%s: not a valid POSIX extended regular expression", option);
+        return -1;
+    }
+    return 0;
+}
+
 us_jwt_verifier *us_jwt_verifier_create(const us_jwt_options *opts, char *err, size_t err_len)
 {
     us_jwt_verifier *v = us_xcalloc(1, sizeof *v);
@@ -174,34 +404,66 @@ us_jwt_verifier *us_jwt_verifier_create(const us_jwt_options *opts, char *err, s
         v->hmac_secret_len = opts->hmac_secret_len;
     }
     if (set(opts->rsa_public_pem)) {
-        v->rsa = load_public_key(opts->rsa_public_pem);
-        if (!v->rsa || EVP_PKEY_base_id(v->rsa) != EVP_PKEY_RSA) {
+        EVP_PKEY *pkey = load_public_key(opts->rsa_public_pem);
+        if (pkey)
+            v->rsa = key_wrap(pkey, KEY_RSA, 0, NULL);
+        if (!pkey || EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA) {
             us_set_msg(err, err_len,
-                     "client.token.rsa_public_key: not a PEM RSA public key "
-                     "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
+                       "client.token.rsa_public_key: not a PEM RSA public key "
+                       "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
             goto fail;
         }
     }
     if (set(opts->ecdsa_public_pem)) {
-        v->ec = load_public_key(opts->ecdsa_public_pem);
-        if (!v->ec || EVP_PKEY_base_id(v->ec) != EVP_PKEY_EC) {
+        EVP_PKEY *pkey = load_public_key(opts->ecdsa_public_pem);
+        if (pkey)
+            v->ec = key_wrap(pkey, KEY_EC, 0, NULL);
+        if (!pkey || EVP_PKEY_base_id(pkey) != EVP_PKEY_EC) {
             us_set_msg(err, err_len,
-                     "client.token.ecdsa_public_key: not a PEM EC public key "
-                     "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
+                       "client.token.ecdsa_public_key: not a PEM EC public key "
+                       "(\"PUBLIC KEY\" or \"CERTIFICATE\" block)");
             goto fail;
         }
-        v->ec_bits = jose_curve_bits(v->ec);
-        if (!v->ec_bits) {
+        v->ec->ec_bits = jose_curve_bits(pkey);
+        if (!v->ec->ec_bits) {
             us_set_msg(err, err_len,
-                     "client.token.ecdsa_public_key: the curve must be P-256, "
-                     "P-384 or P-521 (ES256, ES384, ES512)");
+                       "client.token.ecdsa_public_key: the curve must be P-256, "
+                       "P-384 or P-521 (ES256, ES384, ES512)");
             goto fail;
         }
+    }
+    /* Centrifugo refuses both forms of one check ("configure only one of them"): with
+     * both, which one wins would be a guess. */
+    if (set(opts->audience) && set(opts->audience_regex)) {
+        us_set_msg(err, err_len,
+                   "client.token.audience_regex: cannot be used together with "
+                   "client.token.audience; configure only one of them");
+        goto fail;
+    }
+    if (set(opts->issuer) && set(opts->issuer_regex)) {
+        us_set_msg(err, err_len,
+                   "client.token.issuer_regex: cannot be used together with "
+                   "client.token.issuer; configure only one of them");
+        goto fail;
     }
     if (set(opts->audience))
         v->audience = us_xstrdup(opts->audience);
     if (set(opts->issuer))
         v->issuer = us_xstrdup(opts->issuer);
+    if (set(opts->audience_regex)) {
+        if (compile_regex(&v->audience_re, opts->audience_regex, "client.token.audience_regex", err,
+                          err_len) < 0)
+            goto fail;
+        v->has_audience_re = true;
+    }
+    if (set(opts->issuer_regex)) {
+        if (compile_regex(&v->issuer_re, opts->issuer_regex, "client.token.issuer_regex", err,
+                          err_len) < 0)
+            goto fail;
+        v->has_issuer_re = true;
+    }
+    v->key_lookup = opts->key_lookup;
+    v->key_lookup_ctx = opts->key_lookup_ctx;
     if (set(opts->user_id_claim)) {
         const char *c = opts->user_id_claim;
         size_t n = strlen(c);
@@ -225,10 +487,14 @@ void us_jwt_verifier_free(us_jwt_verifier *v)
         OPENSSL_cleanse(v->hmac_secret, v->hmac_secret_len);
         free(v->hmac_secret);
     }
-    EVP_PKEY_free(v->rsa);
-    EVP_PKEY_free(v->ec);
+    us_jwt_key_free(v->rsa);
+    us_jwt_key_free(v->ec);
     free(v->audience);
     free(v->issuer);
+    if (v->has_audience_re)
+        regfree(&v->audience_re);
+    if (v->has_issuer_re)
+        regfree(&v->issuer_re);
     free(v->user_id_claim);
     free(v);
 }
@@ -264,10 +530,10 @@ static bool verify_digest(EVP_PKEY *pkey, const EVP_MD *md, const char *input, s
 
 /* JWS carries an ECDSA signature as the fixed-width big-endian r || s (RFC 7518 §3.4);
  * OpenSSL verifies the DER SEQUENCE { r, s }. */
-static bool verify_ecdsa(const us_jwt_verifier *v, const EVP_MD *md, const char *input,
-                         size_t input_len, const unsigned char *sig, size_t sig_len)
+static bool verify_ecdsa(const us_jwt_key *k, const EVP_MD *md, const char *input, size_t input_len,
+                         const unsigned char *sig, size_t sig_len)
 {
-    size_t half = ((size_t)v->ec_bits + 7) / 8;
+    size_t half = ((size_t)k->ec_bits + 7) / 8;
     if (sig_len != 2 * half)
         return false;
     bool ok = false;
@@ -281,7 +547,7 @@ static bool verify_ecdsa(const us_jwt_verifier *v, const EVP_MD *md, const char 
         abort();
     int der_len = i2d_ECDSA_SIG(es, &der);
     if (der_len > 0)
-        ok = verify_digest(v->ec, md, input, input_len, der, (size_t)der_len);
+        ok = verify_digest(k->pkey, md, input, input_len, der, (size_t)der_len);
     OPENSSL_free(der);
     ECDSA_SIG_free(es); /* frees r and s */
     return ok;
@@ -337,13 +603,30 @@ static bool string_equals(json_object *o, const char *want)
            memcmp(json_object_get_string(o), want, n) == 0;
 }
 
+/* The whole of the string o matches re (a NUL inside it never matches). POSIX regexec
+ * reports the leftmost-longest match, so a whole match exists exactly when that one spans
+ * the string. */
+static bool regex_whole(const regex_t *re, json_object *o)
+{
+    const char *s = json_object_get_string(o);
+    size_t n = (size_t)json_object_get_string_len(o);
+    regmatch_t m;
+    return strlen(s) == n && regexec(re, s, 1, &m, 0) == 0 && m.rm_so == 0 && (size_t)m.rm_eo == n;
+}
+
+/* One element of aud is `want`, or matches re (exactly one of the two is set). */
+static bool audience_element_matches(json_object *e, const char *want, const regex_t *re)
+{
+    return want ? string_equals(e, want) : regex_whole(re, e);
+}
+
 /* aud is a string or an array of strings (RFC 7519 §4.1.3). -1 on a wrong type. */
-static int audience_matches(json_object *aud, const char *want)
+static int audience_matches(json_object *aud, const char *want, const regex_t *re)
 {
     if (!aud)
         return 0;
     if (json_object_is_type(aud, json_type_string))
-        return string_equals(aud, want);
+        return audience_element_matches(aud, want, re);
     if (!json_object_is_type(aud, json_type_array))
         return -1;
     int found = 0;
@@ -351,7 +634,7 @@ static int audience_matches(json_object *aud, const char *want)
         json_object *e = json_object_array_get_idx(aud, i);
         if (!json_object_is_type(e, json_type_string))
             return -1;
-        if (string_equals(e, want))
+        if (audience_element_matches(e, want, re))
             found = 1;
     }
     return found;
@@ -396,8 +679,48 @@ static us_jwt_status extract_user(const us_jwt_verifier *v, json_object *claims,
 
 /* ---- verification ---- */
 
+/* The key can verify algorithm i: its type, its curve, and its own alg when it has one. */
+static bool key_fits(const us_jwt_key *k, size_t i)
+{
+    return k && k->type == algorithms[i].type &&
+           (k->type != KEY_EC || k->ec_bits == algorithms[i].ec_bits) &&
+           (!k->alg[0] || strcmp(k->alg, algorithms[i].name) == 0);
+}
+
+/* The key for algorithm i: the kid's (with a key lookup) or the configured one of its
+ * type. *st says why there is none. */
+static const us_jwt_key *choose_key(const us_jwt_verifier *v, json_object *header, size_t i,
+                                    int64_t now_s, us_jwt_status *st)
+{
+    *st = US_JWT_UNSUPPORTED_ALG;
+    if (v->key_lookup) {
+        /* JWKS documents carry public keys only: an HMAC token has no key here. Checked
+         * before the lookup so that such tokens never cause a fetch. */
+        if (algorithms[i].type == KEY_HMAC)
+            return NULL;
+        json_object *kid = member(header, "kid");
+        if (!kid || !json_object_is_type(kid, json_type_string) ||
+            json_object_get_string_len(kid) == 0) {
+            *st = US_JWT_UNKNOWN_KEY;
+            return NULL;
+        }
+        const us_jwt_key *k = v->key_lookup(v->key_lookup_ctx, json_object_get_string(kid),
+                                            (size_t)json_object_get_string_len(kid), now_s);
+        if (!k) {
+            *st = US_JWT_UNKNOWN_KEY;
+            return NULL;
+        }
+        return key_fits(k, i) ? k : NULL;
+    }
+    const us_jwt_key *k = algorithms[i].type == KEY_RSA  ? v->rsa
+                          : algorithms[i].type == KEY_EC ? v->ec
+                                                         : NULL;
+    return key_fits(k, i) ? k : NULL;
+}
+
 static us_jwt_status check_signature(const us_jwt_verifier *v, json_object *header,
-                                     const char *input, size_t input_len, const us_buf *sig)
+                                     const char *input, size_t input_len, const us_buf *sig,
+                                     int64_t now_s)
 {
     json_object *alg = member(header, "alg");
     /* An extension we would have to understand (RFC 7515 §4.1.11): we understand none. */
@@ -409,23 +732,20 @@ static us_jwt_status check_signature(const us_jwt_verifier *v, json_object *head
         const EVP_MD *md = algorithms[i].md();
         const unsigned char *s = (const unsigned char *)sig->data;
         bool ok = false;
-        switch (algorithms[i].type) {
-        case KEY_HMAC:
+        us_jwt_status st = US_JWT_UNSUPPORTED_ALG;
+        if (algorithms[i].type == KEY_HMAC && !v->key_lookup) {
             if (!v->hmac_secret)
                 return US_JWT_UNSUPPORTED_ALG;
             ok = verify_hmac(v, md, input, input_len, s, sig->len);
-            break;
-        case KEY_RSA:
-            if (!v->rsa)
-                return US_JWT_UNSUPPORTED_ALG;
-            ok = verify_digest(v->rsa, md, input, input_len, s, sig->len);
-            break;
-        case KEY_EC:
-            if (!v->ec || v->ec_bits != algorithms[i].ec_bits)
-                return US_JWT_UNSUPPORTED_ALG;
-            ok = verify_ecdsa(v, md, input, input_len, s, sig->len);
-            break;
+            return ok ? US_JWT_OK : US_JWT_BAD_SIGNATURE;
         }
+        const us_jwt_key *k = choose_key(v, header, i, now_s, &st);
+        if (!k)
+            return st;
+        if (k->type == KEY_RSA)
+            ok = verify_digest(k->pkey, md, input, input_len, s, sig->len);
+        else
+            ok = verify_ecdsa(k, md, input, input_len, s, sig->len);
         return ok ? US_JWT_OK : US_JWT_BAD_SIGNATURE;
     }
     return US_JWT_UNSUPPORTED_ALG; /* "none" and everything else */
@@ -484,24 +804,27 @@ us_jwt_status us_jwt_verify(const us_jwt_verifier *v, const char *token, size_t 
     if (us_b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), &sig) < 0 || sig.len == 0)
         goto done;
 
-    st = check_signature(v, header, token, (size_t)(dot2 - token), &sig);
+    st = check_signature(v, header, token, (size_t)(dot2 - token), &sig, now_s);
     if (st != US_JWT_OK)
         goto done;
 
-    if (v->audience) {
-        int m = audience_matches(member(claims, "aud"), v->audience);
+    if (v->audience || v->has_audience_re) {
+        int m = audience_matches(member(claims, "aud"), v->audience,
+                                 v->has_audience_re ? &v->audience_re : NULL);
         if (m <= 0) {
             st = m < 0 ? US_JWT_BAD_CLAIMS : US_JWT_BAD_AUDIENCE;
             goto done;
         }
     }
-    if (v->issuer) {
+    if (v->issuer || v->has_issuer_re) {
         json_object *iss = member(claims, "iss");
         if (iss && !json_object_is_type(iss, json_type_string)) {
             st = US_JWT_BAD_CLAIMS;
             goto done;
         }
-        if (!iss || !string_equals(iss, v->issuer)) {
+        bool ok =
+            iss && (v->issuer ? string_equals(iss, v->issuer) : regex_whole(&v->issuer_re, iss));
+        if (!ok) {
             st = US_JWT_BAD_ISSUER;
             goto done;
         }
@@ -534,6 +857,7 @@ const char *us_jwt_status_text(us_jwt_status st)
     case US_JWT_BAD_ISSUER: return "issuer does not match";
     case US_JWT_EXPIRED: return "token expired";
     case US_JWT_NOT_YET_VALID: return "token not yet valid";
+    case US_JWT_UNKNOWN_KEY: return "no key for the token's kid";
     }
     return "unknown";
 }

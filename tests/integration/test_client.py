@@ -113,7 +113,8 @@ def config(name, client=None, token=None, user_status=None, proxy=None):
     tok = {"hmac_secret_key": SECRET, "rsa_public_key": KEYS["rsa"][1],
            "ecdsa_public_key": KEYS["ec"][1]}
     tok.update(token or {})
-    cl = {"allowed_origins": [ORIGIN, "https://*.wild.example"], "token": tok}
+    cl = {"allowed_origins": [ORIGIN, "https://*.wild.example", "http://localhost:*",
+                              "*.bare.example"], "token": tok}
     cl.update(client or {})
     us = {"state_regex": "^[a-z]+$",
           "redis": {"address": [f"127.0.0.1:{REDIS.port}"], "prefix": PREFIX}}
@@ -263,6 +264,31 @@ class ValidTokens(unittest.TestCase):
             self.assertEqual(stored(c["uid"]), {})
 
 
+    def test_audience_issuer_regex(self):
+        """POSIX extended, matched against the whole aud (any element of an array) and
+        the whole iss; a missing claim never matches."""
+        conf = config("regex.json", token={"audience_regex": "chat-(eu|us)",
+                                           "issuer_regex": "https://[a-z]+\\.auth\\.example"})
+        good = {"aud": ["x", "chat-us"], "iss": "https://tenant.auth.example"}
+        user = Unique.user("regex")
+        r = h.cgi(conf, path="/client/update_user_status", body="{}",
+                  headers={"Authorization": "Bearer " + make_token(
+                      "HS256", claims_for(user, **good), SECRET)})
+        self.assertEqual((r.status, r.body), (200, OK), r.stderr)
+        self.assertIn("active", stored(user))
+        for bad in ({"aud": "chat-eu2"}, {"aud": "my-chat-eu"}, {"aud": ["x"]}, {"aud": None},
+                    {"iss": "https://tenant.auth.example.evil"},
+                    {"iss": "https://a.b.auth.example"}, {"iss": None}):
+            u = Unique.user("regex-bad")
+            c = claims_for(u, **good)
+            c.update(bad)
+            c = {k: v for k, v in c.items() if v is not None}
+            r = h.cgi(conf, path="/client/update_user_status", body="{}",
+                      headers={"Authorization": "Bearer " + make_token("HS256", c, SECRET)})
+            self.assertEqual((r.status, r.body), (401, UNAUTHORIZED), bad)
+            self.assertEqual(stored(u), {})
+
+
 class RejectedTokens(unittest.TestCase):
     def assert_rejected(self, user, token, body=UNAUTHORIZED, path="/client/update_user_status",
                         port=None, headers=None):
@@ -397,9 +423,26 @@ class Cors(unittest.TestCase):
         r = client_call("/client/online", "bad", headers={"Origin": ORIGIN})
         self.assertEqual((r.status, r.headers["access-control-allow-origin"]), (401, ORIGIN))
 
+    def test_patterns(self):
+        """A star matches within one part of the origin: any run of characters without
+        '/' or ':'. A pattern without a scheme matches any scheme."""
+        for origin in ("https://a.b.wild.example", "http://localhost:3000",
+                       "http://localhost:8080", "https://x.bare.example", "http://x.bare.example",
+                       "https://App.Example"):
+            r = client_call("/client/online", self.token(Unique.user("cors")),
+                            headers={"Origin": origin})
+            self.assertEqual((r.status, r.headers.get("access-control-allow-origin")),
+                             (200, origin))
+
     def test_other_origins(self):
         for origin in (None, "https://evil.example", ORIGIN + ".evil", "http://app.example",
-                       "https://wild.example", "null"):
+                       "https://wild.example", "null",
+                       # A star never reaches across '/' or ':'.
+                       "https://evil.example/x.wild.example", "https://evil:1.wild.example",
+                       "https://a.wild.example:8443", "http://localhost:3000/x",
+                       "http://localhost:1:2", "http://localhost",
+                       "https://evil.example/.bare.example", "https://x.bare.example:444",
+                       "https//x.bare.example"):
             hdrs = {"Origin": origin} if origin else {}
             r = client_call("/client/online", self.token(Unique.user("cors")), headers=hdrs)
             self.assertEqual(r.status, 200, origin)
@@ -419,6 +462,22 @@ class Cors(unittest.TestCase):
                              "Authorization, Content-Type")
             self.assertIn("access-control-max-age", r.headers)
             self.assertEqual(r.headers["vary"], "Origin")
+
+    def test_any_origin(self):
+        conf = config("any-origin.json", client={"allowed_origins": ["*"]})
+        tok = self.token(Unique.user("cors-any"))
+        for origin in ("https://anything.example", "null", "http://localhost:1/x"):
+            r = h.cgi(conf, path="/client/online", body="{}",
+                      headers={"Authorization": f"Bearer {tok}", "Origin": origin})
+            self.assertEqual((r.status, r.headers.get("access-control-allow-origin")),
+                             (200, origin))
+        # A star inside a pattern is not "any".
+        conf = config("star-inside.json", client={"allowed_origins": ["https://*"]})
+        for origin, allowed in (("https://a.example", True), ("https://a.example:1", False),
+                                ("http://a.example", False)):
+            r = h.cgi(conf, path="/client/online", body="{}",
+                      headers={"Authorization": f"Bearer {tok}", "Origin": origin})
+            self.assertEqual("access-control-allow-origin" in r.headers, allowed, origin)
 
     def test_preflight_refused(self):
         for hdrs in ({"Origin": "https://evil.example"}, {}):
@@ -479,6 +538,13 @@ class Endpoints(unittest.TestCase):
             ("badec.json", {"token": {"ecdsa_public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n"
                                                           "-----END PUBLIC KEY-----\n"}},
              "client.token.ecdsa_public_key"),
+            # Both forms of one check: Centrifugo refuses them too.
+            ("aud-both.json", {"token": {"audience": "chat", "audience_regex": "chat.*"}},
+             "client.token.audience_regex"),
+            ("iss-both.json", {"token": {"issuer": "a", "issuer_regex": "a|b"}},
+             "client.token.issuer_regex"),
+            ("bad-regex.json", {"token": {"audience_regex": "chat-(eu"}},
+             "client.token.audience_regex"),
         ]
         for name, kw, option in cases:
             conf = config(name, **kw)

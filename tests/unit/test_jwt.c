@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -610,6 +611,261 @@ START_TEST(test_audience_issuer)
 }
 END_TEST
 
+START_TEST(test_audience_issuer_regex)
+{
+    us_jwt_options o = {.hmac_secret = "k",
+                        .hmac_secret_len = 1,
+                        .audience_regex = "chat-(eu|us)",
+                        .issuer_regex = "https://[a-z]+\\.auth\\.example"};
+    us_jwt_verifier *v = verifier(&o);
+    const char *iss = "\"iss\":\"https://tenant.auth.example\"";
+    const char *good[] = {"\"chat-eu\"", "\"chat-us\"", "[\"x\",\"chat-us\"]", "[\"chat-eu\"]"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_status(
+            verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":%s,%s}", good[i], iss)),
+            US_JWT_OK);
+    /* The whole value must match: no prefix, no suffix, no other case. */
+    const char *bad[] = {"\"chat-eu2\"",  "\"xchat-eu\"", "\"chat-\"",         "\"CHAT-EU\"",
+                         "[\"x\",\"y\"]", "[]",           "\"chat-eu\\u0000\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_status(
+            verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":%s,%s}", bad[i], iss)),
+            US_JWT_BAD_AUDIENCE);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",%s}", iss)),
+                     US_JWT_BAD_AUDIENCE);
+    ck_assert_status(
+        verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":[\"chat-eu\",2],%s}", iss)),
+        US_JWT_BAD_CLAIMS);
+    const char *bad_iss[] = {"https://tenant.auth.example/", "https://auth.example",
+                             "xhttps://tenant.auth.example", "https://a.auth.example.evil",
+                             "https://a.b.auth.example"};
+    for (size_t i = 0; i < sizeof bad_iss / sizeof bad_iss[0]; i++)
+        ck_assert_status(
+            verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"chat-eu\",\"iss\":\"%s\"}",
+                               bad_iss[i])),
+            US_JWT_BAD_ISSUER);
+    /* A missing iss never matches, even a pattern that matches the empty string. */
+    us_jwt_verifier_free(v);
+    us_jwt_options any = {.hmac_secret = "k", .hmac_secret_len = 1, .issuer_regex = ".*"};
+    v = verifier(&any);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\"}")), US_JWT_BAD_ISSUER);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"iss\":\"\"}")), US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"iss\":[\"a\"]}")),
+                     US_JWT_BAD_CLAIMS);
+    us_jwt_verifier_free(v);
+    /* Anchors written in the pattern change nothing. */
+    us_jwt_options anchored = {.hmac_secret = "k", .hmac_secret_len = 1, .audience_regex = "^a|b$"};
+    v = verifier(&anchored);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"a\"}")), US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"b\"}")), US_JWT_OK);
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\",\"aud\":\"ab\"}")),
+                     US_JWT_BAD_AUDIENCE);
+    us_jwt_verifier_free(v);
+}
+END_TEST
+
+/* ---- keys from components and the key lookup (JWKS) ---- */
+
+static us_buf bn_param(EVP_PKEY *k, const char *name)
+{
+    BIGNUM *bn = NULL;
+    if (EVP_PKEY_get_bn_param(k, name, &bn) != 1)
+        abort();
+    us_buf b = US_BUF_INIT;
+    us_buf_reserve(&b, (size_t)BN_num_bytes(bn) + 1);
+    b.len = (size_t)BN_bn2bin(bn, (unsigned char *)b.data);
+    BN_free(bn);
+    return b;
+}
+
+/* EC coordinate at its full width. */
+static us_buf ec_coord(EVP_PKEY *k, const char *name, size_t width)
+{
+    BIGNUM *bn = NULL;
+    if (EVP_PKEY_get_bn_param(k, name, &bn) != 1)
+        abort();
+    us_buf b = US_BUF_INIT;
+    us_buf_reserve(&b, width + 1);
+    if (BN_bn2binpad(bn, (unsigned char *)b.data, (int)width) != (int)width)
+        abort();
+    b.len = width;
+    BN_free(bn);
+    return b;
+}
+
+static us_jwt_key *rsa_component_key(EVP_PKEY *k, const char *alg)
+{
+    us_buf n = bn_param(k, OSSL_PKEY_PARAM_RSA_N), e = bn_param(k, OSSL_PKEY_PARAM_RSA_E);
+    char err[128] = "";
+    us_jwt_key *key = us_jwt_key_rsa((unsigned char *)n.data, n.len, (unsigned char *)e.data, e.len,
+                                     alg, err, sizeof err);
+    ck_assert_msg(key != NULL, "%s", err);
+    us_buf_free(&n);
+    us_buf_free(&e);
+    return key;
+}
+
+static us_jwt_key *ec_component_key(EVP_PKEY *k, const char *crv, size_t width, const char *alg)
+{
+    us_buf x = ec_coord(k, OSSL_PKEY_PARAM_EC_PUB_X, width);
+    us_buf y = ec_coord(k, OSSL_PKEY_PARAM_EC_PUB_Y, width);
+    char err[128] = "";
+    us_jwt_key *key = us_jwt_key_ec(crv, (unsigned char *)x.data, x.len, (unsigned char *)y.data,
+                                    y.len, alg, err, sizeof err);
+    ck_assert_msg(key != NULL, "%s", err);
+    us_buf_free(&x);
+    us_buf_free(&y);
+    return key;
+}
+
+/* A lookup over a fixed table, counting its calls. */
+typedef struct {
+    const char *kid[4];
+    const us_jwt_key *key[4];
+    int calls;
+    int64_t last_now;
+} table_lookup;
+
+static const us_jwt_key *lookup_table(void *ctx, const char *kid, size_t kid_len, int64_t now_s)
+{
+    table_lookup *t = ctx;
+    t->calls++;
+    t->last_now = now_s;
+    for (int i = 0; i < 4 && t->kid[i]; i++)
+        if (strlen(t->kid[i]) == kid_len && memcmp(t->kid[i], kid, kid_len) == 0)
+            return t->key[i];
+    return NULL;
+}
+
+static char *kid_token(const char *alg, EVP_PKEY *key, const char *kid)
+{
+    char header[128];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"kid\":\"%s\"}", alg, kid);
+    return token_raw(alg, header, "{\"sub\":\"42\"}", "k", 1, key, SIG_JOSE);
+}
+
+START_TEST(test_key_lookup)
+{
+    us_jwt_key *rsa = rsa_component_key(rsa_key, NULL);
+    us_jwt_key *rsa384 = rsa_component_key(rsa_key, "RS384");
+    us_jwt_key *p256 = ec_component_key(p256_key, "P-256", 32, NULL);
+    us_jwt_key *p521 = ec_component_key(p521_key, "P-521", 66, "ES512");
+    ck_assert_str_eq(us_jwt_key_alg(rsa384), "RS384");
+    ck_assert_str_eq(us_jwt_key_alg(rsa), "");
+    table_lookup t = {.kid = {"r", "r384", "p256", "p521"}, .key = {rsa, rsa384, p256, p521}};
+    /* Static keys beside a lookup are not used (Centrifugo: JWKS alone). */
+    us_jwt_options o = {.hmac_secret = "k",
+                        .hmac_secret_len = 1,
+                        .rsa_public_pem = rsa_pem,
+                        .key_lookup = lookup_table,
+                        .key_lookup_ctx = &t};
+    us_jwt_verifier *v = verifier(&o);
+    char *user = NULL;
+    ck_assert_status(verify_at(v, kid_token("RS256", rsa_key, "r"), NOW, &user), US_JWT_OK);
+    ck_assert_str_eq(user, "42");
+    free(user);
+    ck_assert_int_eq(t.last_now, NOW);
+    ck_assert_status(verify(v, kid_token("RS512", rsa_key, "r")), US_JWT_OK);
+    ck_assert_status(verify(v, kid_token("ES256", p256_key, "p256")), US_JWT_OK);
+    ck_assert_status(verify(v, kid_token("ES512", p521_key, "p521")), US_JWT_OK);
+    ck_assert_status(verify(v, kid_token("RS384", rsa_key, "r384")), US_JWT_OK);
+    /* The key's alg, type and curve must be the token's. */
+    ck_assert_status(verify(v, kid_token("RS256", rsa_key, "r384")), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, kid_token("ES256", p256_key, "r")), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, kid_token("ES384", p384_key, "p256")), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, kid_token("RS256", rsa_key, "p256")), US_JWT_UNSUPPORTED_ALG);
+    /* Signed by another key than the kid names. */
+    ck_assert_status(verify(v, kid_token("ES256", k256_key, "p256")), US_JWT_BAD_SIGNATURE);
+    us_jwt_key *other = ec_component_key(p384_key, "P-384", 48, NULL);
+    t.key[2] = other; /* "p256" now names a P-384 key */
+    ck_assert_status(verify(v, kid_token("ES256", p256_key, "p256")), US_JWT_UNSUPPORTED_ALG);
+    t.key[2] = p256;
+    /* Unknown or missing kid. */
+    ck_assert_status(verify(v, kid_token("RS256", rsa_key, "nope")), US_JWT_UNKNOWN_KEY);
+    ck_assert_status(verify(v, kid_token("RS256", rsa_key, "")), US_JWT_UNKNOWN_KEY);
+    ck_assert_status(verify(v, pk_token("RS256", rsa_key, "{\"sub\":\"1\"}")), US_JWT_UNKNOWN_KEY);
+    char *num_kid = token_raw("RS256", "{\"alg\":\"RS256\",\"kid\":7}", "{\"sub\":\"1\"}", NULL, 0,
+                              rsa_key, SIG_JOSE);
+    ck_assert_status(verify(v, num_kid), US_JWT_UNKNOWN_KEY);
+    /* HMAC tokens, none and unknown algorithms never reach the lookup (no fetch). */
+    int calls = t.calls;
+    ck_assert_status(verify(v, hs_token("HS256", "k", "{\"sub\":\"1\"}")), US_JWT_UNSUPPORTED_ALG);
+    char *hs_kid = token_raw("HS256", "{\"alg\":\"HS256\",\"kid\":\"r\"}", "{\"sub\":\"1\"}", "k",
+                             1, NULL, SIG_JOSE);
+    ck_assert_status(verify(v, hs_kid), US_JWT_UNSUPPORTED_ALG);
+    ck_assert_status(verify(v, token_raw("HS256", "{\"alg\":\"none\",\"kid\":\"r\"}",
+                                         "{\"sub\":\"1\"}", "k", 1, NULL, SIG_JOSE)),
+                     US_JWT_UNSUPPORTED_ALG);
+    ck_assert_int_eq(t.calls, calls);
+    us_jwt_verifier_free(v);
+    us_jwt_key *keys[] = {rsa, rsa384, p256, p521, other};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        us_jwt_key_free(keys[i]);
+}
+END_TEST
+
+START_TEST(test_key_components_refused)
+{
+    char err[128];
+    us_buf n = bn_param(rsa_key, OSSL_PKEY_PARAM_RSA_N);
+    const unsigned char e3[] = {3}, e2[] = {2}, e1[] = {1}, e_big[] = {1, 0, 0, 0, 1};
+    const unsigned char e65537[] = {0, 1, 0, 1}; /* a leading zero is harmless */
+    us_jwt_key *k =
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e65537, sizeof e65537, "", err, sizeof err);
+    ck_assert_ptr_nonnull(k);
+    us_jwt_key_free(k);
+    k = us_jwt_key_rsa((unsigned char *)n.data, n.len, e3, 1, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(k);
+    us_jwt_key_free(k);
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e2, 1, NULL, err, sizeof err));
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e1, 1, NULL, err, sizeof err));
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e_big, sizeof e_big, NULL, err, sizeof err));
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e3, 0, NULL, err, sizeof err));
+    /* 1024 bits: too small; 8200 bits: too big. */
+    ck_assert_ptr_null(us_jwt_key_rsa((unsigned char *)n.data, 128, e3, 1, NULL, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "1024 bits"));
+    unsigned char big[1025];
+    memset(big, 0xc5, sizeof big);
+    ck_assert_ptr_null(us_jwt_key_rsa(big, sizeof big, e3, 1, NULL, err, sizeof err));
+    /* alg of another family or unknown. */
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e3, 1, "ES256", err, sizeof err));
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e3, 1, "PS256", err, sizeof err));
+    ck_assert_ptr_null(
+        us_jwt_key_rsa((unsigned char *)n.data, n.len, e3, 1, "HS256", err, sizeof err));
+    us_buf_free(&n);
+
+    us_buf x = ec_coord(p256_key, OSSL_PKEY_PARAM_EC_PUB_X, 32);
+    us_buf y = ec_coord(p256_key, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+    const unsigned char *xp = (unsigned char *)x.data, *yp = (unsigned char *)y.data;
+    k = us_jwt_key_ec("P-256", xp, 32, yp, 32, "ES256", err, sizeof err);
+    ck_assert_ptr_nonnull(k);
+    us_jwt_key_free(k);
+    ck_assert_ptr_null(us_jwt_key_ec("P-256", xp, 32, yp, 32, "ES384", err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("P-256", xp, 32, yp, 32, "RS256", err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("P-384", xp, 32, yp, 32, NULL, err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("secp256k1", xp, 32, yp, 32, NULL, err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("p-256", xp, 32, yp, 32, NULL, err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec(NULL, xp, 32, yp, 32, NULL, err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("P-256", xp, 31, yp, 32, NULL, err, sizeof err));
+    ck_assert_ptr_null(us_jwt_key_ec("P-256", xp, 32, yp, 33, NULL, err, sizeof err));
+    /* A point off the curve. */
+    unsigned char bent[32];
+    memcpy(bent, yp, 32);
+    bent[31] ^= 1;
+    ck_assert_ptr_null(us_jwt_key_ec("P-256", xp, 32, bent, 32, NULL, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "not on curve"));
+    us_buf_free(&x);
+    us_buf_free(&y);
+    us_jwt_key_free(NULL);
+}
+END_TEST
+
 START_TEST(test_user_claims)
 {
     us_jwt_verifier *v = hs_verifier("k");
@@ -743,6 +999,15 @@ START_TEST(test_bad_keys)
     free(cut);
     us_jwt_options u = {.user_id_claim = "a..b"};
     expect_create_error(&u, "client.token.user_id_claim");
+    /* Both forms of one check: refused, as Centrifugo refuses them. */
+    us_jwt_options a = {.audience = "chat", .audience_regex = "chat.*"};
+    expect_create_error(&a, "client.token.audience_regex");
+    us_jwt_options i = {.issuer = "x", .issuer_regex = "x"};
+    expect_create_error(&i, "client.token.issuer_regex");
+    us_jwt_options r = {.audience_regex = "a(b"};
+    expect_create_error(&r, "client.token.audience_regex");
+    us_jwt_options q = {.issuer_regex = "[z-a]"};
+    expect_create_error(&q, "client.token.issuer_regex");
 }
 END_TEST
 
@@ -782,6 +1047,9 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_algorithm_confusion);
     tcase_add_test(tc, test_exp_nbf);
     tcase_add_test(tc, test_audience_issuer);
+    tcase_add_test(tc, test_audience_issuer_regex);
+    tcase_add_test(tc, test_key_lookup);
+    tcase_add_test(tc, test_key_components_refused);
     tcase_add_test(tc, test_user_claims);
     tcase_add_test(tc, test_malformed);
     suite_add_tcase(s, tc);
