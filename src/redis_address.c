@@ -174,10 +174,10 @@ int us_redis_address_parse(const char *s, us_redis_address *out, char *err, size
     }
     if (strncasecmp(s, "tcp://", 6) == 0)
         return parse_hostport(s + 6, strlen(s + 6), out, err, err_len);
-    if (strncasecmp(s, "rediss://", 9) == 0)
-        return us_fail(err, err_len, "TLS (rediss://) is not supported");
-    if (strncasecmp(s, "redis://", 8) == 0) {
-        const char *p = s + 8;
+    bool tls = strncasecmp(s, "rediss://", 9) == 0;
+    if (tls || strncasecmp(s, "redis://", 8) == 0) {
+        const char *p = s + (tls ? 9 : 8);
+        out->tls = tls;
         /* The last '@' of the whole string ends the userinfo: nothing after it (host,
          * port, db, query) can hold one, and a password may hold '@', '/' or '?' raw.
          * Looking only up to the first '/' or '?' would take part of such a password

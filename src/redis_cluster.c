@@ -10,7 +10,9 @@
  * at most 5 redirections per command. A node that cannot be reached (after the pipeline's
  * own reconnect) triggers a map refresh and one resend wherever the map says then.
  * Several cluster_address elements are independent clusters, chosen per user by jump hash
- * like static shards. */
+ * like static shards. TLS (§3.7): the seeds and every node the cluster names use
+ * redis.tls (or TLS when the seed is a rediss:// address). One request opens at most
+ * MAX_NEW_CONNECTIONS_PER_REQUEST new connections. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,11 @@
 /* Nodes are created from what the cluster tells us; a bound keeps a confused (or hostile)
  * cluster from growing the table without end. */
 #define MAX_NODES_PER_CLUSTER 1000
+/* New connections one request (or health check) may open, all clusters together: a
+ * healthy cluster needs one per master at most, and a slot map or redirections naming
+ * hundreds of nodes (a confused or hostile cluster) must not make a worker open hundreds
+ * of connections for one request. Commands for nodes beyond it fail (error 100). */
+#define MAX_NEW_CONNECTIONS_PER_REQUEST 16
 
 /* ---- topology ---- */
 
@@ -82,6 +89,8 @@ typedef struct cluster_topology {
     size_t cmd_cap;
     us_pipeline_group *groups;
     size_t groups_cap;
+    us_connect_budget budget;  /* every node points here; reset by each request */
+    us_redis_tls_slot tls;     /* redis.tls, for the seeds and every node named */
 } cluster_topology;
 
 /* Finds the node host:port of cluster c, creating it from the cluster's template when it
@@ -105,9 +114,7 @@ static uint32_t node_for(cluster_topology *ct, size_t c, const char *host, int p
         ct->nodes = us_xrealloc(ct->nodes, ct->nodes_cap * sizeof *ct->nodes);
     }
     cnode *cn = us_xcalloc(1, sizeof *cn);
-    cn->node.addr = ct->nodes[cl->template_node]->node.addr;
-    cn->node.addr.host[0] = '\0';
-    us_redis_node_set_target(&cn->node, host, port);
+    us_redis_node_init_like(&cn->node, &ct->nodes[cl->template_node]->node, host, port);
     cn->cluster = c;
     cn->group = SIZE_MAX;
     ct->nodes[ct->n_nodes] = cn;
@@ -211,7 +218,7 @@ static int refresh(cluster_topology *ct, size_t c)
         for (size_t k = 0; k < ct->n_nodes; k++) {
             uint32_t id = (uint32_t)((cl->cursor + k) % ct->n_nodes);
             cnode *cn = ct->nodes[id];
-            if (cn->cluster != c || (pass == 0) != (cn->node.ctx != NULL))
+            if (cn->cluster != c || (pass == 0) != (cn->node.conn != NULL))
                 continue;
             if (pass == 1) {
                 if (us_clock_mono_ms() < cn->node.retry_at_ms)
@@ -350,10 +357,12 @@ static bool take_replies(cluster_topology *ct, us_redis_cmd *cmds, size_t n_grou
             size_t c = ct->cluster_of[i];
             const redisReply *r = cmds[i].reply;
             if (!r) {
-                /* A timeout is not resent (it would double the wait); a failed node gets
-                 * a map refresh and one resend wherever the map says then. */
+                /* A timeout is not resent (it would double the wait), nor a command whose
+                 * node sent a bad reply; a failed node gets a map refresh and one resend
+                 * wherever the map says then. */
                 want_refresh[c] = true;
-                if (grp->outcome == US_PIPE_TIMEOUT || s->resent) {
+                if (grp->outcome == US_PIPE_TIMEOUT || grp->outcome == US_PIPE_REFUSED ||
+                    s->resent) {
                     s->final = true;
                 } else {
                     s->resent = true;
@@ -403,6 +412,7 @@ static int cluster_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
 {
     cluster_topology *ct = (cluster_topology *)t;
     reserve_scratch(ct, n);
+    ct->budget = (us_connect_budget){.left = MAX_NEW_CONNECTIONS_PER_REQUEST};
     for (size_t i = 0; i < n; i++) {
         ct->state[i] = (cmd_state){.node = NO_NODE};
         ct->cluster_of[i] = ct->n_clusters > 1 ? us_shard_index(cmds[i].shard_key,
@@ -434,6 +444,10 @@ static int cluster_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
             pause_ms(pauses++ == 0 ? PAUSE_FIRST_MS : PAUSE_NEXT_MS);
     }
     free(refreshed);
+    if (ct->budget.refused)
+        us_error("redis cluster: this request would open more than %d new connections; "
+                 "%zu connects refused (a slot map naming too many nodes?)",
+                 MAX_NEW_CONNECTIONS_PER_REQUEST, ct->budget.refused);
     for (size_t i = 0; i < n; i++)
         if (!cmds[i].reply)
             return -1;
@@ -445,6 +459,7 @@ static int cluster_ping(us_topology *t, us_buf *report)
     cluster_topology *ct = (cluster_topology *)t;
     int rc = 0;
     bool first = true;
+    ct->budget = (us_connect_budget){.left = MAX_NEW_CONNECTIONS_PER_REQUEST};
     if (report)
         us_buf_putc(report, '[');
     for (size_t c = 0; c < ct->n_clusters; c++) {
@@ -492,6 +507,7 @@ static void cluster_free(us_topology *t)
     free(ct->idx);
     free(ct->asking);
     free(ct->groups);
+    us_redis_tls_free(ct->tls.tls);
     free(ct);
 }
 
@@ -505,6 +521,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
     ct->base.by_slot = true;
     ct->clusters = us_xcalloc(rc->cluster_address_count, sizeof *ct->clusters);
     ct->n_clusters = rc->cluster_address_count;
+    ct->tls = (us_redis_tls_slot){&rc->tls, "redis tls", NULL};
     for (size_t c = 0; c < rc->cluster_address_count; c++) {
         size_t count = 0;
         char **seeds = us_redis_address_split(rc->cluster_address[c], &count);
@@ -516,7 +533,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
         for (size_t i = 0; i < count; i++) {
             cnode *cn = us_xcalloc(1, sizeof *cn);
             char why[200];
-            if (us_redis_node_init(&cn->node, seeds[i], rc, why, sizeof why) < 0) {
+            if (us_redis_node_init(&cn->node, seeds[i], rc, &ct->tls, why, sizeof why) < 0) {
                 us_set_msg(err, err_len, "redis cluster_address %zu: %s", c + 1, why);
                 free(cn);
                 us_redis_address_split_free(seeds, count);
@@ -524,6 +541,7 @@ us_topology *us_topology_cluster_create(const us_redis_config *rc, char *err, si
             }
             cn->cluster = c;
             cn->group = SIZE_MAX;
+            cn->node.budget = &ct->budget;
             if (ct->n_nodes == ct->nodes_cap) {
                 ct->nodes_cap = ct->nodes_cap ? ct->nodes_cap * 2 : 8;
                 ct->nodes = us_xrealloc(ct->nodes, ct->nodes_cap * sizeof *ct->nodes);

@@ -1,10 +1,10 @@
-/* One connection to one Redis node. */
+/* One Redis node: settings, connect and handshake, back-off, synchronous commands. */
 #include "redis_node.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
+#include <stdlib.h>
 
 #include "redis_reply.h"
 #include "ustatus/buf.h"
@@ -19,14 +19,8 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 1000
 
-static struct timeval ms_to_tv(int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return tv;
-}
-
 int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_config *rc,
-                       char *err, size_t err_len)
+                       us_redis_tls_slot *tls, char *err, size_t err_len)
 {
     memset(node, 0, sizeof *node);
     if (us_redis_address_parse(address, &node->addr, err, err_len) < 0)
@@ -36,6 +30,11 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
     if ((!a->user[0] && rc->user && strlen(rc->user) >= sizeof a->user) ||
         (!a->password[0] && rc->password && strlen(rc->password) >= sizeof a->password)) {
         us_set_msg(err, err_len, "user or password longer than %zu bytes", sizeof a->user - 1);
+        return -1;
+    }
+    if (rc->client_name && strlen(rc->client_name) >= sizeof node->client_name) {
+        us_set_msg(err, err_len, "client_name longer than %zu bytes",
+                   sizeof node->client_name - 1);
         return -1;
     }
     if (!a->user[0] && rc->user)
@@ -48,8 +47,39 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
         a->connect_timeout_ms = rc->connect_timeout_ms;
     if (a->io_timeout_ms < 0)
         a->io_timeout_ms = rc->io_timeout_ms;
+    snprintf(node->client_name, sizeof node->client_name, "%s",
+             rc->client_name ? rc->client_name : "");
+    if (a->tls || (tls && tls->cfg && tls->cfg->enabled)) {
+        if (!tls || !tls->cfg) {
+            us_set_msg(err, err_len, "TLS is not available here");
+            return -1;
+        }
+        if (!tls->tls) {
+            tls->tls = us_redis_tls_create(tls->cfg, tls->what, err, err_len);
+            if (!tls->tls)
+                return -1;
+            if (tls->cfg->insecure_skip_verify)
+                us_warn("%s: insecure_skip_verify: the Redis certificate is not checked; "
+                        "anyone on the path can play that Redis", tls->what);
+        }
+        node->tls = tls->tls;
+        a->tls = true;
+    }
     us_redis_address_format(a, node->name, sizeof node->name);
     return 0;
+}
+
+void us_redis_node_init_like(us_redis_node *node, const us_redis_node *model, const char *host,
+                             int port)
+{
+    memset(node, 0, sizeof *node);
+    node->addr = model->addr;
+    node->tls = model->tls;
+    node->budget = model->budget;
+    memcpy(node->client_name, model->client_name, sizeof node->client_name);
+    node->require_master = model->require_master;
+    node->addr.host[0] = '\0';
+    us_redis_node_set_target(node, host, port);
 }
 
 int us_redis_node_set_target(us_redis_node *node, const char *host, int port)
@@ -87,88 +117,143 @@ static void note_failure(us_redis_node *node, const char *what, const char *deta
     }
 }
 
-/* AUTH, SELECT and (require_master) ROLE on a fresh connection. */
-static int handshake(us_redis_node *node)
+/* Queues one command of the handshake, with the bounds of its reply. */
+static void queue_step(us_redis_conn *c, us_reply_limits *limits, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0 || !cmd)
+        abort(); /* out of memory; the formats are ours */
+    us_reply_limits_for(cmd, (size_t)len, limits);
+    us_redis_conn_append(c, cmd, (size_t)len);
+    free(cmd);
+}
+
+/* AUTH, SELECT, CLIENT SETNAME and (require_master) ROLE on a fresh connection, sent
+ * together and read in order before deadline_ms. Over TLS a PING stands in when there is
+ * nothing else to say: a server that refuses our certificate says so only after its side
+ * of the handshake, at the first read, and that belongs to connecting, not to a request. */
+static int handshake(us_redis_node *node, int64_t deadline_ms)
 {
     const us_redis_address *a = &node->addr;
-    const redisReply *r = NULL;
+    us_redis_conn *c = node->conn;
+    us_reply_limits limits[5];
+    const char *step[5];
+    size_t n = 0;
     if (a->password[0]) {
         if (a->user[0])
-            r = redisCommand(node->ctx, "AUTH %s %s", a->user, a->password);
+            queue_step(c, &limits[n], "AUTH %s %s", a->user, a->password);
         else
-            r = redisCommand(node->ctx, "AUTH %s", a->password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            note_failure(node, "AUTH failed",
-                         r ? r->str : node->ctx->errstr);
-            goto fail;
-        }
-        us_reply_free(r);
+            queue_step(c, &limits[n], "AUTH %s", a->password);
+        step[n++] = "AUTH failed";
     }
     if (a->db > 0) {
-        r = redisCommand(node->ctx, "SELECT %d", a->db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            note_failure(node, "SELECT failed", r ? r->str : node->ctx->errstr);
-            goto fail;
-        }
-        us_reply_free(r);
+        queue_step(c, &limits[n], "SELECT %d", a->db);
+        step[n++] = "SELECT failed";
+    }
+    if (node->client_name[0]) {
+        queue_step(c, &limits[n], "CLIENT SETNAME %s", node->client_name);
+        step[n++] = "CLIENT SETNAME failed";
     }
     if (node->require_master) {
-        r = redisCommand(node->ctx, "ROLE");
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            note_failure(node, "ROLE failed", r ? r->str : node->ctx->errstr);
-            goto fail;
+        queue_step(c, &limits[n], "ROLE");
+        step[n++] = "ROLE failed";
+    }
+    if (n == 0 && us_redis_conn_is_tls(c)) {
+        queue_step(c, &limits[n], "PING");
+        step[n++] = "PING failed";
+    }
+    if (n == 0)
+        return 0;
+    if (us_redis_conn_flush(c, deadline_ms) < 0) {
+        note_failure(node, "cannot connect", us_redis_conn_error(c));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = NULL;
+        if (us_redis_conn_read(c, &limits[i], deadline_ms, &r, NULL) < 0) {
+            note_failure(node, "cannot connect", us_redis_conn_error(c));
+            return -1;
         }
-        const redisReply *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0
-                                     ? r->element[0] : NULL;
-        if (!role || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0) {
-            char detail[64];
-            snprintf(detail, sizeof detail, "ROLE is %s",
-                     role && role->type == REDIS_REPLY_STRING ? role->str : "unreadable");
-            note_failure(node, "not a master", detail);
-            goto fail;
+        if (r->type == REDIS_REPLY_ERROR) {
+            note_failure(node, step[i], r->str);
+            node->refused = true;
+            us_reply_free(r);
+            return -1;
+        }
+        if (strcmp(step[i], "ROLE failed") == 0) {
+            const redisReply *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                                         ? r->element[0] : NULL;
+            if (!role || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0) {
+                char detail[64];
+                snprintf(detail, sizeof detail, "ROLE is %s",
+                         role && role->type == REDIS_REPLY_STRING ? role->str : "unreadable");
+                note_failure(node, "not a master", detail);
+                node->refused = true;
+                us_reply_free(r);
+                return -1;
+            }
         }
         us_reply_free(r);
     }
+    if (us_redis_conn_has_unread(c)) {
+        note_failure(node, "cannot connect", "sent data nobody asked for");
+        return -1;
+    }
     return 0;
-fail:
-    if (r)
-        us_reply_free(r);
-    return -1;
+}
+
+/* A connection kept from an earlier request: still good, or replaced. */
+static void check_kept(us_redis_node *node)
+{
+    if (us_redis_conn_check_idle(node->conn) == 0)
+        return;
+    /* Found before any command was lost, but a lost connection all the same: it counts
+     * in ustatus_redis_errors_total like any other (README, Metrics). */
+    us_metrics_redis_error();
+    if (us_redis_conn_failure(node->conn) == US_CONN_CLOSED)
+        us_debug("redis %s: %s; reconnecting", node->name, us_redis_conn_error(node->conn));
+    else
+        us_warn("redis %s: %s; connection closed", node->name, us_redis_conn_error(node->conn));
+    us_redis_node_disconnect(node);
 }
 
 int us_redis_node_connect(us_redis_node *node)
 {
-    if (node->ctx)
-        return 0;
+    if (node->conn) {
+        check_kept(node);
+        if (node->conn)
+            return 0;
+    }
     if (us_clock_mono_ms() < node->retry_at_ms) {
         us_debug("redis %s: backing off", node->name);
         return -1;
     }
+    if (node->budget) {
+        if (node->budget->left <= 0) {
+            node->budget->refused++;
+            us_debug("redis %s: not connecting: this request opened its %s", node->name,
+                     "share of new connections");
+            return -1;
+        }
+        node->budget->left--;
+    }
     const us_redis_address *a = &node->addr;
-    struct timeval ctv = ms_to_tv(a->connect_timeout_ms);
-    redisContext *c = a->kind == US_ADDR_UNIX ? redisConnectUnixWithTimeout(a->path, ctv)
-                                              : redisConnectWithTimeout(a->host, a->port, ctv);
-    if (!c) {
-        note_failure(node, "cannot connect", "out of memory");
-        return -1;
-    }
-    if (c->err) {
-        note_failure(node, "cannot connect", c->errstr);
-        redisFree(c);
-        return -1;
-    }
-    node->ctx = c;
-    us_reply_reader_use(c->reader); /* before the first reply: AUTH's */
-    if (redisSetTimeout(c, ms_to_tv(a->io_timeout_ms)) != REDIS_OK) {
-        note_failure(node, "cannot set timeout", c->errstr);
-        goto fail;
-    }
-    if (a->kind == US_ADDR_TCP)
-        redisEnableKeepAlive(c);
+    int64_t deadline = us_clock_mono_ms() + a->connect_timeout_ms;
+    us_conn_failure failure;
+    char why[200];
     node->refused = false;
-    if (handshake(node) < 0) {
-        node->refused = true;
-        goto fail;
+    node->conn = us_redis_conn_open(a, node->tls, deadline, &failure, why, sizeof why);
+    if (!node->conn) {
+        note_failure(node, "cannot connect", why);
+        return -1;
+    }
+    if (handshake(node, deadline) < 0) {
+        us_redis_node_disconnect(node);
+        return -1;
     }
     if (node->ever_connected)
         us_metrics_redis_reconnect();
@@ -179,10 +264,6 @@ int us_redis_node_connect(us_redis_node *node)
     node->backoff_ms = 0;
     node->retry_at_ms = 0;
     return 0;
-fail:
-    redisFree(node->ctx);
-    node->ctx = NULL;
-    return -1;
 }
 
 void us_redis_node_fail(us_redis_node *node, const char *what, const char *detail)
@@ -193,9 +274,9 @@ void us_redis_node_fail(us_redis_node *node, const char *what, const char *detai
 
 void us_redis_node_disconnect(us_redis_node *node)
 {
-    if (node->ctx) {
-        redisFree(node->ctx);
-        node->ctx = NULL;
+    if (node->conn) {
+        us_redis_conn_close(node->conn);
+        node->conn = NULL;
     }
 }
 
@@ -203,12 +284,29 @@ const redisReply *us_redis_node_command(us_redis_node *node, const char *fmt, ..
 {
     if (us_redis_node_connect(node) < 0)
         return NULL;
+    char *cmd = NULL;
     va_list ap;
     va_start(ap, fmt);
-    const redisReply *r = redisvCommand(node->ctx, fmt, ap);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
-    if (!r)
-        us_redis_node_fail(node, "command failed", node->ctx->errstr);
+    if (len < 0 || !cmd)
+        abort(); /* out of memory; the formats are ours */
+    us_reply_limits limits;
+    us_reply_limits_for(cmd, (size_t)len, &limits);
+    us_redis_conn_append(node->conn, cmd, (size_t)len);
+    free(cmd);
+    int64_t deadline = us_clock_mono_ms() + node->addr.io_timeout_ms;
+    const redisReply *r = NULL;
+    if (us_redis_conn_flush(node->conn, deadline) < 0 ||
+        us_redis_conn_read(node->conn, &limits, deadline, &r, NULL) < 0) {
+        us_redis_node_fail(node, "command failed", us_redis_conn_error(node->conn));
+        return NULL;
+    }
+    if (us_redis_conn_has_unread(node->conn)) {
+        us_reply_free(r);
+        us_redis_node_fail(node, "command failed", "sent data nobody asked for");
+        return NULL;
+    }
     return r;
 }
 

@@ -1,22 +1,26 @@
 /* Pipelines over several Redis nodes, and the grouping of commands by shard. */
 #include "redis_pipeline.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
 
+#include "redis_conn.h"
 #include "redis_reply.h"
+#include "ustatus/clock.h"
 #include "ustatus/hash.h"
 #include "ustatus/mem.h"
 
-typedef enum { G_IDLE = 0, G_SENT, G_BROKEN, G_TIMEOUT, G_DONE } group_state;
+typedef enum { G_IDLE = 0, G_SENT, G_BROKEN, G_TIMEOUT, G_REFUSED, G_DONE } group_state;
 
-static bool is_timeout(int saved_errno, const redisContext *c)
-{
-    return c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK);
-}
+typedef struct group_run {
+    group_state state;
+    int64_t deadline_ms;       /* of the node's exchange: io_timeout from the first write */
+} group_run;
+
+static const us_reply_limits asking_limits = {
+    .types = US_REPLY_T(REDIS_REPLY_STATUS), .max_bulk = 256, .max_bytes = 512};
 
 static size_t pending_count(const us_pipeline_group *g, const us_redis_cmd *cmds)
 {
@@ -26,112 +30,168 @@ static size_t pending_count(const us_pipeline_group *g, const us_redis_cmd *cmds
     return n;
 }
 
-/* One exchange with every group marked in `run`: connect, queue the unanswered
- * commands, write to all, then read from all. Leaves each group's outcome in state[]. */
+/* A transport or protocol failure of the group's connection (what: "write failed", ...):
+ * how it ends, logged and backed off by the node. A reply outside its bounds, or data
+ * nobody asked for, means the replies cannot be matched to the commands any more: none
+ * of the group's is kept. */
+static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *run,
+                         const char *what)
+{
+    us_redis_conn *c = grp->node->conn;
+    switch (us_redis_conn_failure(c)) {
+    case US_CONN_TIMEOUT:
+        run->state = G_TIMEOUT;
+        grp->outcome = US_PIPE_TIMEOUT;
+        what = "timed out";
+        break;
+    case US_CONN_PROTOCOL:
+        run->state = G_REFUSED;
+        grp->outcome = US_PIPE_REFUSED;
+        what = "bad reply";
+        for (size_t k = 0; k < grp->count; k++) {
+            us_redis_cmd *cmd = &cmds[grp->idx[k]];
+            us_reply_free(cmd->reply);
+            cmd->reply = NULL;
+        }
+        break;
+    default:
+        run->state = G_BROKEN;
+        break;
+    }
+    us_redis_node_fail(grp->node, what, us_redis_conn_error(c));
+}
+
+/* Reads the replies of one group, in order, up to its deadline. */
+static void read_group(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *run)
+{
+    us_redis_conn *c = grp->node->conn;
+    size_t total = 0;
+    for (size_t k = 0; k < grp->count; k++) {
+        us_redis_cmd *cmd = &cmds[grp->idx[k]];
+        if (cmd->reply)
+            continue;
+        const redisReply *reply = NULL;
+        size_t bytes = 0;
+        if (grp->asking && grp->asking[k]) {
+            /* ASKING's own +OK; an error here shows in the command's reply anyway */
+            if (us_redis_conn_read(c, &asking_limits, run->deadline_ms, &reply, NULL) < 0) {
+                group_failed(grp, cmds, run, "connection lost");
+                return;
+            }
+            us_reply_free(reply);
+        }
+        us_reply_limits derived;
+        const us_reply_limits *limits =
+            cmd->limits ? cmd->limits : us_reply_limits_for(cmd->cmd, cmd->cmd_len, &derived);
+        if (us_redis_conn_read(c, limits, run->deadline_ms, &reply, &bytes) < 0) {
+            group_failed(grp, cmds, run, "connection lost");
+            return;
+        }
+        cmd->reply = reply;
+        total += bytes;
+        if (total > US_REPLY_MAX_EXCHANGE_BYTES) {
+            us_redis_node_fail(grp->node, "bad reply", "replies over the exchange's bound");
+            for (size_t j = 0; j < grp->count; j++) {
+                us_redis_cmd *cj = &cmds[grp->idx[j]];
+                us_reply_free(cj->reply);
+                cj->reply = NULL;
+            }
+            run->state = G_REFUSED;
+            grp->outcome = US_PIPE_REFUSED;
+            return;
+        }
+    }
+    if (us_redis_conn_has_unread(c)) {
+        /* a reply nobody asked for came with ours: which is which is anyone's guess */
+        for (size_t k = 0; k < grp->count; k++) {
+            us_redis_cmd *cmd = &cmds[grp->idx[k]];
+            us_reply_free(cmd->reply);
+            cmd->reply = NULL;
+        }
+        run->state = G_REFUSED;
+        grp->outcome = US_PIPE_REFUSED;
+        us_redis_node_fail(grp->node, "bad reply", "sent data nobody asked for");
+        return;
+    }
+    run->state = G_DONE;
+}
+
+/* One exchange with every group marked idle in `run`: connect, queue the unanswered
+ * commands, write to all, then read from all. Leaves each group's end in run[]. */
 static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds,
-                           group_state *state)
+                           group_run *run, bool first)
 {
     for (size_t g = 0; g < n_groups; g++) {
         us_pipeline_group *grp = &groups[g];
-        if (state[g] != G_IDLE)
+        if (run[g].state != G_IDLE)
             continue;
         if (pending_count(grp, cmds) == 0 || us_redis_node_connect(grp->node) < 0) {
-            state[g] = G_DONE;
+            run[g].state = G_DONE;
             continue;
         }
+        us_redis_conn *c = grp->node->conn;
         for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
+            const us_redis_cmd *cmd = &cmds[grp->idx[k]];
             if (cmd->reply)
                 continue;
             if (grp->asking && grp->asking[k])
-                redisAppendCommand(grp->node->ctx, "ASKING");
-            redisAppendFormattedCommand(grp->node->ctx, cmd->cmd, cmd->cmd_len);
+                us_redis_conn_append(c, "*1\r\n$6\r\nASKING\r\n", 16);
+            us_redis_conn_append(c, cmd->cmd, cmd->cmd_len);
         }
-        state[g] = G_SENT;
+        /* One deadline for the whole exchange with the node, not one per read (§3.8);
+         * the resend after a broken connection keeps it. */
+        if (first)
+            run[g].deadline_ms = us_clock_mono_ms() + grp->node->addr.io_timeout_ms;
+        run[g].state = G_SENT;
     }
     for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] != G_SENT)
+        if (run[g].state != G_SENT)
             continue;
-        redisContext *c = groups[g].node->ctx;
-        int done = 0;
-        while (!done) {
-            if (redisBufferWrite(c, &done) != REDIS_OK) {
-                state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
-                if (state[g] == G_TIMEOUT)
-                    groups[g].outcome = US_PIPE_TIMEOUT;
-                us_redis_node_fail(groups[g].node, "write failed", c->errstr);
-                break;
-            }
-        }
+        if (us_redis_conn_flush(groups[g].node->conn, run[g].deadline_ms) < 0)
+            group_failed(&groups[g], cmds, &run[g], "write failed");
     }
-    for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] != G_SENT)
-            continue;
-        us_pipeline_group *grp = &groups[g];
-        redisContext *c = grp->node->ctx;
-        state[g] = G_DONE;
-        for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            if (cmd->reply)
-                continue;
-            void *reply = NULL;
-            int rc = redisGetReply(c, &reply);
-            if (rc == REDIS_OK && grp->asking && grp->asking[k]) {
-                /* ASKING's own +OK; an error here shows in the command's reply anyway */
-                us_reply_free(reply);
-                reply = NULL;
-                rc = redisGetReply(c, &reply);
-            }
-            if (rc != REDIS_OK) {
-                state[g] = is_timeout(errno, c) ? G_TIMEOUT : G_BROKEN;
-                if (state[g] == G_TIMEOUT)
-                    grp->outcome = US_PIPE_TIMEOUT;
-                us_redis_node_fail(grp->node,
-                                   state[g] == G_TIMEOUT ? "timed out" : "connection lost",
-                                   c->errstr);
-                break;
-            }
-            cmd->reply = reply;
-        }
-    }
+    for (size_t g = 0; g < n_groups; g++)
+        if (run[g].state == G_SENT)
+            read_group(&groups[g], cmds, &run[g]);
 }
 
 int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds)
 {
-    group_state stack_state[16];
-    group_state *state = n_groups <= 16 ? stack_state : us_xcalloc(n_groups, sizeof *state);
-    memset(state, 0, n_groups * sizeof *state);
+    group_run stack_run[16];
+    group_run *run = n_groups <= 16 ? stack_run : us_xcalloc(n_groups, sizeof *run);
+    memset(run, 0, n_groups * sizeof *run);
     for (size_t g = 0; g < n_groups; g++)
         groups[g].outcome = US_PIPE_OK;
 
-    pipeline_round(groups, n_groups, cmds, state);
-    /* A broken connection (not a timeout: retrying that would double the wait) gets one
+    pipeline_round(groups, n_groups, cmds, run, true);
+    /* A broken connection (not a timeout: retrying that would double the wait; not a bad
+     * reply: a node that sent one gets no second chance in this request) gets one
      * reconnect and resend per request; every command we send is idempotent (§3.6). */
     bool retry = false;
     for (size_t g = 0; g < n_groups; g++) {
-        if (state[g] == G_BROKEN) {
-            state[g] = G_IDLE;
+        if (run[g].state == G_BROKEN) {
+            run[g].state = G_IDLE;
             groups[g].node->retry_at_ms = 0;
             retry = true;
         } else {
-            state[g] = G_DONE;
+            run[g].state = G_DONE;
         }
     }
     if (retry)
-        pipeline_round(groups, n_groups, cmds, state);
+        pipeline_round(groups, n_groups, cmds, run, false);
 
     int rc = 0;
     for (size_t g = 0; g < n_groups; g++) {
         if (pending_count(&groups[g], cmds)) {
             rc = -1;
-            if (groups[g].outcome != US_PIPE_TIMEOUT)
+            if (groups[g].outcome == US_PIPE_OK)
                 groups[g].outcome = US_PIPE_FAILED;
         } else {
             groups[g].outcome = US_PIPE_OK;
         }
     }
-    if (state != stack_state)
-        free(state);
+    if (run != stack_run)
+        free(run);
     return rc;
 }
 

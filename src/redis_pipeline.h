@@ -14,7 +14,9 @@
 typedef enum {
     US_PIPE_OK = 0,            /* every command of the group got a reply */
     US_PIPE_FAILED,            /* no connection, or it broke and the one resend failed too */
-    US_PIPE_TIMEOUT            /* the node did not answer within io_timeout */
+    US_PIPE_TIMEOUT,           /* the node did not answer within io_timeout */
+    US_PIPE_REFUSED            /* the node sent a reply outside its bounds, or data nobody
+                                * asked for (SPEC §3.8): connection closed, not resent */
 } us_pipe_outcome;
 
 typedef struct us_pipeline_group {
@@ -28,8 +30,12 @@ typedef struct us_pipeline_group {
 } us_pipeline_group;
 
 /* Sends cmds[idx[k]] for each k in [0, count) to `node`... for every group, writing to all
- * groups before reading from any; a group whose connection breaks (not a timeout) is
- * reconnected and its unanswered commands resent once. Only commands with reply == NULL
+ * groups before reading from any, each node's exchange within one deadline of its
+ * io_timeout; a group whose connection breaks (not a timeout, not a bad reply) is
+ * reconnected and its unanswered commands resent once, within the same deadline. Each
+ * reply is checked against its command's bounds (us_redis_cmd.limits), and the replies
+ * of one exchange together against US_REPLY_MAX_EXCHANGE_BYTES; a group whose node broke
+ * them keeps no reply. Only commands with reply == NULL
  * are sent; each reply received is stored in its command (which then owns it: freed by
  * us_redis_cmds_clear). Commands that end without a reply keep reply == NULL, and the
  * group's outcome says why (node failures are logged and back off, as redis_node.h

@@ -19,14 +19,65 @@
  * not make a worker commit hundreds of megabytes. */
 #define US_REPLY_MAX_ELEMENTS 65536
 
-/* Makes `rd` build its replies the way every node connection does (redis_node.c calls
- * this on each new redisContext's reader, before the first reply): one allocation per
+/* ---- what a reply may be (SPEC §3.8) ----
+ * A Redis is not trusted blindly: every reply is read against the bounds of the command
+ * it answers, and anything outside them is a protocol error before it is allocated (the
+ * connection is then closed). The bounds come from the command itself
+ * (us_reply_limits_for), so that no caller has to know them. */
+
+/* A bulk, status or error string longer than this is refused, unless the command needs
+ * more: a stored value is far smaller (a state is at most 256 bytes, a timestamp 20
+ * digits, a user ID at most 1024 bytes), and no reply of a cluster or sentinel names
+ * anything near it. */
+#define US_REPLY_MAX_BULK (64 * 1024)
+
+/* The memory one exchange with a node may fill with replies (the sum of the sizes of
+ * their objects): ample for a get of 10000 users with their states, and no more. */
+#define US_REPLY_MAX_EXCHANGE_BYTES (16 * 1024 * 1024)
+
+/* Bits of us_reply_limits.types: 1 << REDIS_REPLY_x. An error reply is always accepted
+ * (Redis may refuse any command). */
+#define US_REPLY_T(t) (1u << (t))
+
+typedef struct us_reply_limits {
+    unsigned types;            /* accepted types of the reply itself (US_REPLY_T bits) */
+    unsigned max_depth;        /* arrays nest at most this deep: 0 none, 1 flat, ... */
+    size_t max_elements;       /* of the reply's own array */
+    size_t max_nested;         /* of any array inside it */
+    size_t max_bulk;           /* bytes of any one string */
+    size_t max_bytes;          /* the memory of the whole reply */
+} us_reply_limits;
+
+/* The bounds of the reply to the RESP-encoded command cmd (len bytes, as
+ * redisFormatCommand writes it): HMGET and MGET a flat array of one string or nil per
+ * field or key; EVAL, EVALSHA, DEL, EXISTS, EXPIRE an integer; AUTH, SELECT, CLIENT,
+ * ASKING, PING a status; ROLE, CLUSTER SLOTS, SENTINEL and SUBSCRIBE what they return;
+ * anything else (or bytes that are not a command) a small reply of any type. Pure;
+ * returns out. */
+const us_reply_limits *us_reply_limits_for(const char *cmd, size_t len, us_reply_limits *out);
+
+/* The bounds of a message pushed on a subscription (["message", channel, payload]). */
+extern const us_reply_limits us_reply_limits_push;
+
+/* What a reader checks its next reply against (redis_conn.c points the reader's privdata
+ * at one before each reply): limits, the bytes used so far, and why the reply was
+ * refused ("" while it is not). */
+typedef struct us_reply_guard {
+    const us_reply_limits *limits;
+    size_t bytes;
+    char why[96];
+} us_reply_guard;
+
+/* Makes `rd` build its replies the way every node connection does (redis_conn.c calls
+ * this on each new connection's reader, before the first reply): one allocation per
  * reply object with its bytes or element vector behind it, and every nil the same shared
  * object. The fields mean what they mean in hiredis (strings NUL-terminated, an empty
  * array has no vector), so code that reads replies is unchanged; only freeing differs:
- * such a reply is freed with us_reply_free, never with freeReplyObject. An array header
- * over US_REPLY_MAX_ELEMENTS fails the reader (hiredis reports it as out of memory, and
- * the connection is dropped). */
+ * such a reply is freed with us_reply_free, never with freeReplyObject.
+ * When rd->privdata points at a us_reply_guard, each object is checked against its
+ * limits before it is allocated; without one, only US_REPLY_MAX_ELEMENTS holds. A refused
+ * object fails the reader (hiredis reports "out of memory"; the guard's why says what
+ * was refused). */
 void us_reply_reader_use(redisReader *rd);
 
 /* A new hiredis reader that builds replies as a node connection does (above): for tests

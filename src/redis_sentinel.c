@@ -13,8 +13,9 @@
  * after a SENTINEL FAILOVER the old master keeps accepting writes, and our connections
  * to it, for the seconds until the sentinels get round to demoting it, and those writes
  * are lost when it resyncs as a replica. The subscription is polled, without blocking,
- * at the start of every request. Shards are chosen by jump hash as static shards are. */
-#include <poll.h>
+ * at the start of every request. Shards are chosen by jump hash as static shards are.
+ * TLS (§3.7): the sentinels use redis.sentinel_tls (or a rediss:// address), the masters
+ * they name redis.tls. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,8 @@ typedef struct sentinel_topology {
     size_t *run_shard;         /* scratch: the shard of each of them */
     size_t *idx;
     size_t idx_cap;
+    us_redis_tls_slot tls;          /* the masters' (redis.tls) */
+    us_redis_tls_slot sentinel_tls; /* the sentinels' (redis.sentinel_tls) */
 } sentinel_topology;
 
 static void discover_failed(shard *sh, size_t shard_no, discover_failure kind)
@@ -120,59 +123,60 @@ static void promote_sentinel(shard *sh, size_t i)
 static void watch_start(shard *sh, size_t shard_no)
 {
     const us_redis_node *front = &sh->sentinels[0];
-    if (sh->watch.ctx && strcmp(sh->watch.name, front->name) == 0)
+    if (sh->watch.conn && strcmp(sh->watch.name, front->name) == 0)
         return;
     us_redis_node_disconnect(&sh->watch);
     sh->watch = *front;
-    sh->watch.ctx = NULL;
+    sh->watch.conn = NULL;
     sh->watch.retry_at_ms = 0;
     sh->watch.backoff_ms = 0;
     if (us_redis_node_connect(&sh->watch) < 0)
         return;
-    const redisReply *r = redisCommand(sh->watch.ctx, "SUBSCRIBE +switch-master");
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
+    /* Not us_redis_node_command: messages may follow the confirmation at once, and
+     * here they are no unasked data. */
+    us_redis_conn *c = sh->watch.conn;
+    us_redis_conn_append_fmt(c, "SUBSCRIBE +switch-master");
+    int64_t deadline = us_clock_mono_ms() + sh->watch.addr.io_timeout_ms;
+    const redisReply *r = NULL;
+    if (us_redis_conn_flush(c, deadline) < 0 ||
+        us_redis_conn_read(c, &us_reply_limits_push, deadline, &r, NULL) < 0 ||
+        r->type != REDIS_REPLY_ARRAY) {
         us_warn("redis %s: SUBSCRIBE +switch-master failed: %s", sh->watch.name,
-                r && r->type == REDIS_REPLY_ERROR ? r->str : sh->watch.ctx->errstr);
+                r && r->type == REDIS_REPLY_ERROR ? r->str : us_redis_conn_error(c));
         us_redis_node_disconnect(&sh->watch);
     } else {
         us_debug("redis sentinel: shard %zu: watching +switch-master on %s", shard_no + 1,
                  sh->watch.name + strlen("sentinel "));
     }
-    if (r)
-        us_reply_free(r);
+    us_reply_free(r);
 }
 
 /* Reads what the subscription has delivered, if anything, without waiting. A switch of
  * our master (or the loss of the subscription) makes the shard rediscover now. */
 static void watch_check(const sentinel_topology *st, shard *sh, size_t shard_no)
 {
-    redisContext *c = sh->watch.ctx;
+    us_redis_conn *c = sh->watch.conn;
     if (!c)
         return;
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    if (poll(&pfd, 1, 0) <= 0)
-        return;
-    bool lost = redisBufferRead(c) != REDIS_OK;
     size_t name_len = strlen(st->master_name);
-    while (!lost) {
-        void *reply = NULL;
-        if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+    bool lost = false;
+    for (;;) {
+        const redisReply *r = NULL;
+        int got = us_redis_conn_poll(c, &us_reply_limits_push, &r);
+        if (got < 0)
             lost = true;
+        if (got <= 0)
             break;
-        }
-        if (!reply)
-            break;
-        const redisReply *r = reply;
         if (us_sentinel_is_switch_master(r, st->master_name, name_len)) {
             us_info("redis %s: +switch-master %s", sh->watch.name, r->element[2]->str);
             sh->stale = true;
             sh->discover_after_ms = 0;
         }
-        us_reply_free(reply);
+        us_reply_free(r);
     }
     if (lost) {
         us_debug("redis sentinel: shard %zu: lost the +switch-master subscription: %s",
-                 shard_no + 1, c->errstr);
+                 shard_no + 1, us_redis_conn_error(c));
         us_redis_node_disconnect(&sh->watch);
         sh->stale = true;
     }
@@ -315,8 +319,9 @@ static int sentinel_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
                 demoted = true;
             }
         }
-        if (grp->outcome == US_PIPE_TIMEOUT) {
-            /* Not resent: a second wait of io_timeout would double the request's. */
+        if (grp->outcome == US_PIPE_TIMEOUT || grp->outcome == US_PIPE_REFUSED) {
+            /* Not resent: a second wait of io_timeout would double the request's, and a
+             * node that sent a bad reply gets no second chance in this request. */
             sh->stale = true;
             continue;
         }
@@ -390,6 +395,8 @@ static void sentinel_free(us_topology *t)
     free(st->run_shard);
     free(st->idx);
     free(st->master_name);
+    us_redis_tls_free(st->tls.tls);
+    us_redis_tls_free(st->sentinel_tls.tls);
     free(st);
 }
 
@@ -409,6 +416,8 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
     st->groups = us_xcalloc(rc->sentinel_address_count, sizeof *st->groups);
     st->run = us_xcalloc(rc->sentinel_address_count, sizeof *st->run);
     st->run_shard = us_xcalloc(rc->sentinel_address_count, sizeof *st->run_shard);
+    st->tls = (us_redis_tls_slot){&rc->tls, "redis tls", NULL};
+    st->sentinel_tls = (us_redis_tls_slot){&rc->sentinel_tls, "redis sentinel_tls", NULL};
 
     /* Sentinels: their own credentials, db 0, and the short connect timeout for replies
      * too, so that a hung sentinel costs little before the next one is asked. */
@@ -417,6 +426,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
     src.password = rc->sentinel_password ? rc->sentinel_password : "";
     src.db = 0;
     src.io_timeout_ms = rc->connect_timeout_ms;
+    src.client_name = ""; /* for the data nodes */
 
     for (size_t s = 0; s < rc->sentinel_address_count; s++) {
         shard *sh = &st->shards[s];
@@ -432,7 +442,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
         for (size_t i = 0; i < count; i++) {
             char why[200];
             us_redis_node *node = &sh->sentinels[i];
-            if (us_redis_node_init(node, addrs[i], &src, why, sizeof why) < 0) {
+            if (us_redis_node_init(node, addrs[i], &src, &st->sentinel_tls, why, sizeof why) < 0) {
                 us_set_msg(err, err_len, "redis sentinel_address %zu: %s", s + 1, why);
                 us_redis_address_split_free(addrs, count);
                 goto fail;
@@ -447,7 +457,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
         /* The master: the section's user, password, db and timeouts; its address comes
          * from the sentinels. */
         char why[200];
-        if (us_redis_node_init(&sh->master, "127.0.0.1:6379", rc, why, sizeof why) < 0) {
+        if (us_redis_node_init(&sh->master, "127.0.0.1:6379", rc, &st->tls, why, sizeof why) < 0) {
             us_set_msg(err, err_len, "redis: %s", why);
             goto fail;
         }

@@ -16,6 +16,7 @@ typedef struct shards_topology {
     us_pipeline_group *groups;  /* one per node, reused across requests */
     size_t *idx;                /* scratch: command indices, grouped by node */
     size_t idx_cap;
+    us_redis_tls_slot tls;      /* redis.tls, created when a node needs it */
 } shards_topology;
 
 static int shards_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
@@ -52,6 +53,7 @@ static void shards_free(us_topology *t)
     free(st->nodes);
     free(st->groups);
     free(st->idx);
+    us_redis_tls_free(st->tls.tls);
     free(st);
 }
 
@@ -68,9 +70,10 @@ us_topology *us_topology_shards_create(const us_redis_config *rc, char *err, siz
     st->base.n_shards = rc->address_count;
     st->nodes = us_xcalloc(rc->address_count, sizeof *st->nodes);
     st->groups = us_xcalloc(rc->address_count, sizeof *st->groups);
+    st->tls = (us_redis_tls_slot){&rc->tls, "redis tls", NULL};
     for (size_t i = 0; i < rc->address_count; i++) {
         char why[200];
-        if (us_redis_node_init(&st->nodes[i], rc->address[i], rc, why, sizeof why) < 0) {
+        if (us_redis_node_init(&st->nodes[i], rc->address[i], rc, &st->tls, why, sizeof why) < 0) {
             us_set_msg(err, err_len, "redis address %zu: %s", i + 1, why);
             st->n_nodes = i;
             shards_free(&st->base);

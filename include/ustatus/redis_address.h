@@ -1,10 +1,12 @@
 /* Redis address strings (SPEC §3.1):
  *   host:port   tcp://host:port   [::1]:6379   unix:///path/to.sock   unix:/path/to.sock
  *   redis://[user[:password]@]host[:port][/db][?connect_timeout=1s&io_timeout=4s]
+ *   rediss://...  the same, over TLS (SPEC §3.7)
  * A missing port means 6379. User and password in a URL are percent-decoded. */
 #ifndef USTATUS_REDIS_ADDRESS_H
 #define USTATUS_REDIS_ADDRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +23,7 @@ typedef struct us_redis_address {
     int db;                    /* -1 = unset */
     int64_t connect_timeout_ms;/* -1 = unset */
     int64_t io_timeout_ms;     /* -1 = unset */
+    bool tls;                  /* rediss://: TLS whatever the section's tls.enabled says */
 } us_redis_address;
 
 /* Parses `s` into `out`. Returns 0, or -1 with a reason in `err` (e.g.

@@ -25,6 +25,10 @@ typedef struct us_redis_cmd {
     size_t shard_key_len;
     const char *slot_key;      /* what Redis Cluster hashes: the Redis key */
     size_t slot_key_len;
+    const struct us_reply_limits *limits; /* what the reply may be (src/redis_reply.h);
+                                * NULL (the usual): the bounds of the command's name, as
+                                * us_reply_limits_for gives them. A reply outside them is
+                                * a protocol error: reply stays NULL (SPEC §3.8) */
     /* out: set by us_topology_exec */
     const redisReply *reply;   /* owned by this struct, read-only to everyone else: freed
                                 * only by us_redis_cmds_clear / us_topology_exec (never

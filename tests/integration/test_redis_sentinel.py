@@ -25,7 +25,7 @@ ADMIN_PW = "admin-pw-0f3b"
 # none of our keys, so a missing AUTH shows as NOPERM; the tests inspect as "admin".
 DATA_ACL = ["--user", DATA_USER, "on", f">{DATA_PW}", "~se.user_status.*", "+ping", "+role",
             "+hmget", "+del", "+evalsha", "+eval", "+hget", "+hset", "+hdel", "+exists",
-            "+expire",
+            "+expire", "+get", "+mget", "+set", "+type", "+hmget",
             "--user", "admin", "on", f">{ADMIN_PW}", "~*", "&*", "+@all",
             "--user", "default", "on", "nopass", "~nothing:*", "&*", "+@all",
             "--repl-diskless-sync-delay", "0"]
@@ -290,7 +290,8 @@ class ReadOnly(unittest.TestCase):
                 wait_until("a to follow b", lambda: link_up(a, b.port), 10)
                 r = web_api("update_user_status", {"users": ["r1", "r2"], "state": "moved"})
                 self.assertEqual(r.body, b'{"result":{}}')
-                self.assertEqual(data(b, "HGET", "se.user_status.r2", "state"), "moved")
+                self.assertEqual(data(b, "EXISTS", "se.user_status.r2"), "1")
+                self.assertEqual(web_api.statuses(["r2"])[0].get("state"), "moved")
                 log = web.error_log()
             self.assertIn("READONLY", log)
             self.assertIn("rediscovering the master", log)

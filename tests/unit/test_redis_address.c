@@ -141,6 +141,33 @@ START_TEST(test_redis_url_full)
 }
 END_TEST
 
+/* rediss:// is redis:// over TLS (SPEC §3.7): the same parts, and the tls flag; no
+ * other form sets it. */
+START_TEST(test_rediss_url)
+{
+    parse_ok("rediss://user:pass@host:6390/3?connect_timeout=2s&io_timeout=500ms");
+    assert_tcp("host", 6390);
+    ck_assert(addr.tls);
+    ck_assert_str_eq(addr.user, "user");
+    ck_assert_str_eq(addr.password, "pass");
+    ck_assert_int_eq(addr.db, 3);
+    ck_assert_int_eq(addr.io_timeout_ms, 500);
+    parse_ok("REDISS://[::1]");
+    assert_tcp("::1", 6379);
+    ck_assert(addr.tls);
+    assert_unset_extras();
+    const char *plain[] = {"redis://host", "host:1", "tcp://host:1", "unix:///tmp/r.sock"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+        parse_ok(plain[i]);
+        ck_assert_msg(!addr.tls, "%s", plain[i]);
+    }
+    char out[64];
+    parse_ok("rediss://u:secret@127.0.0.1:7000");
+    us_redis_address_format(&addr, out, sizeof out);
+    ck_assert_str_eq(out, "127.0.0.1:7000");
+}
+END_TEST
+
 START_TEST(test_redis_url_minimal)
 {
     parse_ok("redis://host");
@@ -319,10 +346,8 @@ START_TEST(test_schemes_rejected)
 {
     parse_fail("http://host:6379");
     parse_fail("unknown://host");
-    /* TLS is not supported; silently connecting in clear text would be worse. */
-    const char *e = parse_fail("rediss://user:pass@host:6380");
-    ck_assert_ptr_nonnull(strstr(e, "rediss"));
-    parse_fail("REDISS://host");
+    parse_fail("redisss://host");
+    parse_fail("rediss:/host");
 }
 END_TEST
 
@@ -410,6 +435,7 @@ static Suite *redis_address_suite(void)
     tcase_add_test(tc, test_unix);
     tcase_add_test(tc, test_unix_path_length);
     tcase_add_test(tc, test_redis_url_full);
+    tcase_add_test(tc, test_rediss_url);
     tcase_add_test(tc, test_redis_url_minimal);
     tcase_add_test(tc, test_redis_url_userinfo_forms);
     tcase_add_test(tc, test_redis_url_percent_encoded);

@@ -80,7 +80,7 @@ START_TEST(test_run_unreachable_node)
     us_redis_node node;
     char err[200];
     ck_assert_int_eq(us_redis_node_init(&node, "unix:///nonexistent/ustatus-test.sock", &rc,
-                                        err, sizeof err), 0);
+                                        NULL, err, sizeof err), 0);
     us_redis_cmd cmds[2] = {
         {.cmd = ping, .cmd_len = sizeof ping - 1, .shard_key = "u", .shard_key_len = 1},
         {.cmd = ping, .cmd_len = sizeof ping - 1, .shard_key = "v", .shard_key_len = 1},
@@ -99,7 +99,7 @@ START_TEST(test_run_unreachable_node)
     ck_assert_int_eq(g.outcome, US_PIPE_FAILED);
     ck_assert_ptr_null(cmds[0].reply);
     ck_assert_ptr_null(cmds[1].reply);
-    ck_assert_ptr_null(node.ctx);
+    ck_assert_ptr_null(node.conn);
     /* one error line for the outage, naming the node */
     ck_assert_int_gt(first, 0);
     ck_assert_msg(strstr(line, "error: redis unix:/nonexistent/ustatus-test.sock: cannot connect"),
@@ -130,7 +130,7 @@ START_TEST(test_run_nothing_pending)
     us_redis_node node;
     char err[200];
     ck_assert_int_eq(us_redis_node_init(&node, "unix:///nonexistent/ustatus-test.sock", &rc,
-                                        err, sizeof err), 0);
+                                        NULL, err, sizeof err), 0);
     redisReader *rd = us_reply_reader_create();
     void *reply = NULL;
     ck_assert_int_eq(redisReaderFeed(rd, "+PONG\r\n", 7), REDIS_OK);
@@ -143,7 +143,7 @@ START_TEST(test_run_nothing_pending)
     ck_assert_int_eq(g.outcome, US_PIPE_OK);
     ck_assert_ptr_eq(cmd.reply, reply);
     ck_assert_int_eq(node.retry_at_ms, 0); /* never tried */
-    ck_assert_ptr_null(node.ctx);
+    ck_assert_ptr_null(node.conn);
     /* no groups at all */
     ck_assert_int_eq(us_pipeline_run(NULL, 0, NULL), 0);
     us_redis_cmds_clear(&cmd, 1);

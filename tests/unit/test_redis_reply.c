@@ -473,6 +473,101 @@ START_TEST(test_sentinel_switch_master)
 }
 END_TEST
 
+
+/* ---- bounds of a reply (SPEC §3.8) ---- */
+
+/* Feeds bytes to a reader guarded by the limits of cmd. Returns the reply (the caller
+ * frees it), or NULL with the refusal in why. */
+static const redisReply *guarded(const char *cmd, const char *bytes, size_t len, char *why,
+                                 size_t why_len)
+{
+    us_reply_limits limits;
+    us_reply_limits_for(cmd, strlen(cmd), &limits);
+    us_reply_guard guard = {.limits = &limits};
+    redisReader *rd = us_reply_reader_create();
+    rd->privdata = &guard;
+    void *reply = NULL;
+    ck_assert_int_eq(redisReaderFeed(rd, bytes, len), REDIS_OK);
+    int rc = redisReaderGetReply(rd, &reply);
+    snprintf(why, why_len, "%s", guard.why);
+    redisReaderFree(rd);
+    if (rc != REDIS_OK)
+        return NULL;
+    ck_assert_ptr_nonnull(reply);
+    return reply;
+}
+
+static const char evalsha[] = "*5\r\n$7\r\nEVALSHA\r\n$40\r\n"
+                              "0123456789012345678901234567890123456789\r\n$1\r\n1\r\n"
+                              "$3\r\nk.1\r\n$2\r\n10\r\n";
+static const char mget2[] = "*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n";
+static const char hmget3[] = "*5\r\n$5\r\nHMGET\r\n$1\r\nk\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n";
+
+START_TEST(test_limits_for_commands)
+{
+    us_reply_limits l;
+    us_reply_limits_for(evalsha, strlen(evalsha), &l);
+    ck_assert_uint_eq(l.types, US_REPLY_T(REDIS_REPLY_INTEGER));
+    ck_assert_uint_eq(l.max_depth, 0);
+    us_reply_limits_for(mget2, strlen(mget2), &l);
+    ck_assert_uint_eq(l.types, US_REPLY_T(REDIS_REPLY_ARRAY));
+    ck_assert_uint_eq(l.max_elements, 2);
+    ck_assert_uint_eq(l.max_depth, 1);
+    us_reply_limits_for(hmget3, strlen(hmget3), &l);
+    ck_assert_uint_eq(l.max_elements, 3);
+    const char slots[] = "*2\r\n$7\r\ncluster\r\n$5\r\nslots\r\n";
+    us_reply_limits_for(slots, strlen(slots), &l);
+    ck_assert_uint_eq(l.max_elements, US_CLUSTER_SLOTS);
+    ck_assert_uint_eq(l.max_depth, 4);
+    /* bytes that are not a command get the small default, never something larger */
+    us_reply_limits_for("garbage", 7, &l);
+    ck_assert_uint_le(l.max_elements, 1024);
+    ck_assert_uint_le(l.max_bytes, 1024 * 1024);
+    us_reply_limits_for("*1\r\n$99\r\nPING\r\n", 15, &l);
+    ck_assert_uint_le(l.max_elements, 1024);
+}
+END_TEST
+
+START_TEST(test_limits_refuse_before_allocating)
+{
+    char why[96];
+    const redisReply *r;
+    /* the right shapes pass */
+    r = guarded(evalsha, ":1\r\n", 4, why, sizeof why);
+    ck_assert_int_eq(r->integer, 1);
+    us_reply_free(r);
+    r = guarded(evalsha, "-NOSCRIPT x\r\n", 13, why, sizeof why);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
+    us_reply_free(r);
+    r = guarded(mget2, "*2\r\n$1\r\nx\r\n$-1\r\n", 16, why, sizeof why);
+    ck_assert_uint_eq(r->elements, 2);
+    us_reply_free(r);
+    /* a reply of another command's type */
+    ck_assert_ptr_null(guarded(evalsha, "$2\r\nOK\r\n", 8, why, sizeof why));
+    ck_assert_str_eq(why, "unexpected reply: a bulk string");
+    ck_assert_ptr_null(guarded(mget2, ":1\r\n", 4, why, sizeof why));
+    ck_assert_str_eq(why, "unexpected reply: an integer");
+    /* more elements than keys asked for, and huge headers */
+    ck_assert_ptr_null(guarded(mget2, "*3\r\n", 4, why, sizeof why));
+    ck_assert_str_eq(why, "an array of 3 elements, at most 2 expected");
+    ck_assert_ptr_null(guarded(mget2, "*2147483647\r\n", 13, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "2147483647"));
+    /* nesting where the command returns a flat array */
+    ck_assert_ptr_null(guarded(mget2, "*1\r\n*1\r\n", 8, why, sizeof why));
+    ck_assert_str_eq(why, "arrays nested 2 deep, at most 1 expected");
+    /* a string longer than the bound, once it is all there */
+    size_t big = US_REPLY_MAX_BULK + 1;
+    char *bytes = malloc(big + 32);
+    int n = snprintf(bytes, 32, "*1\r\n$%zu\r\n", big);
+    memset(bytes + n, 'x', big);
+    memcpy(bytes + n + big, "\r\n", 2);
+    ck_assert_ptr_null(guarded("*2\r\n$4\r\nMGET\r\n$1\r\na\r\n", bytes, (size_t)n + big + 2,
+                               why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "a string of 65537 bytes"));
+    free(bytes);
+}
+END_TEST
+
 static Suite *redis_reply_suite(void)
 {
     Suite *s = suite_create("redis_reply");
@@ -484,6 +579,8 @@ static Suite *redis_reply_suite(void)
     tcase_add_test(tc, test_protocol_error_frees_partial_reply);
     tcase_add_test(tc, test_free_reader_with_partial_reply);
     tcase_add_test(tc, test_array_header_bounded);
+    tcase_add_test(tc, test_limits_for_commands);
+    tcase_add_test(tc, test_limits_refuse_before_allocating);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redirect");
