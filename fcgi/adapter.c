@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ustatus/buf.h"
+#include "ustatus/envelope.h"
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
 
@@ -67,22 +68,31 @@ static const char *reason_phrase(int status)
     }
 }
 
-/* Parses CONTENT_LENGTH: -1 when absent, -2 when malformed. */
+/* CONTENT_LENGTH (RFC 3875 §4.1.2: 1*digit). */
+enum { LENGTH_ABSENT = -1, LENGTH_MALFORMED = -2 };
+#define LENGTH_HUGE (1LL << 50) /* any length from here on is over every body limit */
+
+/* The declared length; LENGTH_ABSENT when the parameter is missing or empty,
+ * LENGTH_MALFORMED for anything but digits (a sign, spaces, hex, a fraction), and
+ * LENGTH_HUGE for a number of any size at or above it (no overflow). */
 static long long content_length(const char *s)
 {
     if (!s || !*s)
-        return -1;
+        return LENGTH_ABSENT;
     long long v = 0;
     for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (1LL << 50))
-            return -2;
-        v = v * 10 + (*p - '0');
+        if (*p < '0' || *p > '9')
+            return LENGTH_MALFORMED;
+        if (v < LENGTH_HUGE)
+            v = v * 10 + (*p - '0');
     }
-    return v;
+    return v < LENGTH_HUGE ? v : LENGTH_HUGE;
 }
 
-/* Reads the body into a->body. 0; 1 when it is larger than max (not read further);
- * -1 on a read error. */
+/* Reads the body into a->body. BODY_OK; BODY_TOO_LARGE when it is larger than max (not
+ * read further); BODY_SHORT when the stream ended before the declared length; BODY_ERROR
+ * on a read error. */
+enum { BODY_OK, BODY_TOO_LARGE, BODY_SHORT, BODY_ERROR };
 static int read_body(us_adapter *a, const us_cgi_io *io, size_t max, long long declared)
 {
     us_buf_reset(&a->body);
@@ -95,14 +105,16 @@ static int read_body(us_adapter *a, const us_cgi_io *io, size_t max, long long d
         us_buf_reserve(&a->body, chunk);
         long n = io->read(io->ctx, a->body.data + a->body.len, chunk);
         if (n < 0)
-            return -1;
+            return BODY_ERROR;
         if (n == 0)
             break;
         a->body.len += (size_t)n;
         if (a->body.len > max)
-            return 1;
+            return BODY_TOO_LARGE;
     }
-    return 0;
+    if (declared >= 0 && a->body.len < (size_t)declared)
+        return BODY_SHORT;
+    return BODY_OK;
 }
 
 int us_adapter_serve(us_adapter *a, us_app *app, const us_cgi_io *io)
@@ -123,22 +135,28 @@ int us_adapter_serve(us_adapter *a, us_app *app, const us_cgi_io *io)
     size_t max = us_app_max_body_bytes(app);
     long long declared = content_length(param(io, "CONTENT_LENGTH"));
     bool is_post = req.method && strcmp(req.method, "POST") == 0;
-    if (declared == -2) {
-        us_http_respond_empty(resp, 400);
+    us_buf_reset(&a->body);
+    if (declared == LENGTH_MALFORMED) {
+        us_envelope_error(resp, 400, US_ERR_BAD_REQUEST, "CONTENT_LENGTH is not a number");
     } else if (is_post && declared > (long long)max) {
         /* Limits before work: a body over the limit is never read. */
         us_http_payload_too_large(resp);
     } else {
-        int rb = is_post ? read_body(a, io, max, declared) : 0;
-        if (!is_post)
-            us_buf_reset(&a->body);
-        if (rb < 0) {
-            us_warn("reading the request body failed");
+        int rb = is_post ? read_body(a, io, max, declared) : BODY_OK;
+        if (rb == BODY_ERROR) {
+            us_warn("reading the request body failed: the request is dropped");
             return -1;
         }
-        if (rb > 0) {
+        if (rb == BODY_TOO_LARGE) {
             us_http_payload_too_large(resp);
+        } else if (rb == BODY_SHORT) {
+            /* A request that did not arrive whole is never run, even when the part that
+             * came parses: it is not what the client sent. */
+            us_envelope_error(resp, 400, US_ERR_BAD_REQUEST,
+                              "the body ended before CONTENT_LENGTH bytes");
         } else {
+            if (a->request_read)
+                a->request_read(io->ctx);
             req.body = a->body.data ? a->body.data : "";
             req.body_len = a->body.len;
             us_app_handle(app, &req, resp);

@@ -28,17 +28,27 @@ typedef struct us_adapter {
     us_buf body;
     us_buf head;
     us_http_response resp;
+    /* Optional (NULL after us_adapter_init: not called): called with the io's ctx once
+     * the whole request has been read, before it is run, so the FastCGI worker can stop
+     * the clock of fcgi.request_timeout, which bounds the delivery of a request, not the
+     * work it asks for. */
+    void (*request_read)(void *ctx);
 } us_adapter;
 
 void us_adapter_init(us_adapter *a);
 void us_adapter_free(us_adapter *a);
 
-/* Serves one request: reads it through io (the body only when it fits in the app's
- * limit — a larger CONTENT_LENGTH is answered 413 without reading; a CONTENT_LENGTH that
- * is not a number is answered 400), runs us_app_handle, writes the CGI response (Status
- * line, Content-Type, Content-Length, the handler's headers, body). Returns 0, or -1 when
- * the body could not be read or the response could not be written (the client went
- * away). */
+/* Serves one request: reads it through io, runs us_app_handle, writes the CGI response
+ * (Status line, Content-Type, Content-Length, the handler's headers, body). The body is
+ * read only for POST and only when it fits in the app's limit: a CONTENT_LENGTH over it
+ * (of any size) is answered 413 without reading; one that is not a plain decimal number
+ * (a sign, spaces, hex) 400 with error 107, nothing read; a body that ends before its
+ * CONTENT_LENGTH 400 with error 107 and nothing run; without CONTENT_LENGTH the body is
+ * read to its end (413 past the limit). Whatever the adapter did not read stays unread:
+ * a FastCGI caller that keeps the connection drains it.
+ * Returns 0, or -1 when the body could not be read (a read error: the request is
+ * dropped unanswered and nothing is run) or the response could not be written (the
+ * client went away). */
 int us_adapter_serve(us_adapter *a, us_app *app, const us_cgi_io *io);
 
 #endif

@@ -8,15 +8,28 @@
 
 #include "ustatus/config.h"
 
-/* Serves FastCGI requests accepted on listen_fd, one at a time, until SIGTERM or SIGINT
- * (the request in hand is finished first: both signals stay blocked while a request is
- * served and are only taken while waiting for the next connection), until max_requests
- * requests were served (0 = no limit), or until the listening socket fails.
+/* Serves FastCGI requests accepted on listen_fd, one request at a time, on any number of
+ * connections: connections the web server keeps open (FCGI_KEEP_CONN) wait in a poll set
+ * and hold no worker; whichever has a request is served. Runs until SIGTERM or SIGINT
+ * (both stay blocked while a request is served and are taken between requests; the
+ * requests that have arrived or whose connection was accepted are served, then every
+ * connection is closed), until max_requests requests were served (0 = no limit; the
+ * same way out), or until the listening socket fails.
+ *
+ * cfg->fcgi.request_timeout_ms bounds the delivery of a request: a new connection must
+ * deliver a whole request (params and body) that long after its accept, and on a kept
+ * connection a request must be whole that long after its first byte; the writing of a
+ * response has the same bound. A connection that misses it is shut down and closed and
+ * its request is not run. An idle kept connection (one that has served a request) is
+ * never closed by the clock: the web server may send its next request at any moment.
+ * A connection whose request was answered without reading its whole body (413, a GET's
+ * body) has the rest read away (at most 16 MiB, else it is closed) before the next.
  *
  * Builds its own app (store and endpoints) from cfg (borrowed; it must outlive the
  * call), so every worker has its own Redis connections. Sets O_NONBLOCK on listen_fd:
  * workers sharing the socket race for each connection and the losers must not block in
- * accept().
+ * accept(). Uses SIGALRM and the ITIMER_REAL interval timer for the request clock.
+ * Holds at most (RLIMIT_NOFILE - 64) connections; at that limit it stops accepting.
  * Returns the process exit status: 0, US_EXIT_CONFIG when the app cannot be
  * built, 1 on a fatal error. */
 int us_worker_run(const us_config *cfg, int listen_fd, long max_requests);

@@ -20,6 +20,7 @@
 #include "ustatus/mem.h"
 #include "ustatus/metrics.h"
 #include "ustatus/msg.h"
+#include "ustatus/text.h"
 
 struct us_api {
     const us_config *cfg;
@@ -178,6 +179,26 @@ static void handle_batch(us_api *api, const us_http_request *req, us_http_respon
     json_object_put(body);
 }
 
+/* The largest integer a JSON reader that holds numbers as doubles (JavaScript, most
+ * SDKs) reads exactly: an id beyond it would come back as another number. */
+#define LEGACY_ID_MAX 9007199254740991LL /* 2^53 - 1 */
+
+/* A legacy id is echoed as it came only when every client reads it back unchanged: an
+ * integer in the safe range, or a string of valid UTF-8 (json-c keeps raw bytes and the
+ * bytes of \u escapes as they decode, lone surrogates included). */
+static bool legacy_id_echoable(json_object *id)
+{
+    if (json_object_is_type(id, json_type_int)) {
+        /* json-c clamps what int64 cannot hold, far beyond the safe range either way */
+        int64_t v = json_object_get_int64(id);
+        return v >= -LEGACY_ID_MAX && v <= LEGACY_ID_MAX;
+    }
+    if (json_object_is_type(id, json_type_string))
+        return us_utf8_valid(json_object_get_string(id),
+                             (size_t)json_object_get_string_len(id)) != 0;
+    return false;
+}
+
 /* POST <prefix> with {"id":1,"method":"...","params":{...}} lines. */
 static void handle_legacy(us_api *api, const us_http_request *req, us_http_response *resp)
 {
@@ -211,6 +232,9 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
     json_object **lines = us_xcalloc(n, sizeof *lines);
     us_op_list ops = {0};
     size_t k = 0;
+    /* Every line is held until the replies are written: the JSON-value bound is the
+     * request's, shared by its lines, as the users limit is. */
+    size_t values_left = us_command_rules_max_values(api->rules);
     for (const char *p = req->body; p < end && k < n;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
@@ -222,16 +246,23 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
             continue;
         us_command *c = &cmds[k];
         char why[128];
-        json_object *obj = us_command_rules_parse_object(api->rules, q, (size_t)(le - q),
-                                                         "a command", why, sizeof why);
+        json_object *obj = us_command_rules_parse_object_shared(
+            api->rules, q, (size_t)(le - q), &values_left, "a command", why, sizeof why);
         lines[k++] = obj;
         if (!obj) {
             us_command_fail(c, US_ERR_BAD_REQUEST, true, "%s", why);
             continue;
         }
         json_object *id = NULL, *method = NULL, *params = NULL;
-        if (json_object_object_get_ex(obj, "id", &id) && id)
+        if (json_object_object_get_ex(obj, "id", &id) && id) {
+            if (!legacy_id_echoable(id)) {
+                us_command_fail(c, US_ERR_BAD_REQUEST, false,
+                                "id must be an integer of at most 2^53-1 in magnitude or a "
+                                "UTF-8 string");
+                continue;
+            }
             c->id = id;
+        }
         if (!json_object_object_get_ex(obj, "method", &method) ||
             !json_object_is_type(method, json_type_string)) {
             us_command_fail(c, US_ERR_BAD_REQUEST, true, "method must be a string");
@@ -257,10 +288,12 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
             us_buf_putc(&resp->body, '\n');
         us_buf_putc(&resp->body, '{');
         if (c->id) {
-            us_buf_puts(&resp->body, "\"id\":");
-            us_buf_puts(&resp->body,
-                        json_object_to_json_string_ext(c->id, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+            US_BUF_LITERAL(&resp->body, "\"id\":");
+            if (json_object_is_type(c->id, json_type_string))
+                us_json_put_str(&resp->body, json_object_get_string(c->id),
+                                (size_t)json_object_get_string_len(c->id));
+            else
+                us_buf_put_i64(&resp->body, json_object_get_int64(c->id));
             us_buf_putc(&resp->body, ',');
         }
         if (c->code) {
@@ -280,6 +313,14 @@ static void handle_legacy(us_api *api, const us_http_request *req, us_http_respo
 
 void us_api_handle(us_api *api, const us_http_request *req, us_http_response *resp)
 {
+    /* http.h allows a NULL body of length 0; every handler below reads bytes from it. */
+    us_http_request with_body;
+    if (!req->body) {
+        with_body = *req;
+        with_body.body = "";
+        with_body.body_len = 0;
+        req = &with_body;
+    }
     api->request_start_ns = us_clock_mono_ns();
     if (!us_http_method_is(req, "POST")) {
         us_http_method_not_allowed(resp, "POST");

@@ -144,6 +144,52 @@ json_object *us_command_rules_parse_object(const us_command_rules *r, const char
     return us_json_parse_object(s, len, r->max_json_values, what, why, why_len);
 }
 
+size_t us_command_rules_max_values(const us_command_rules *r)
+{
+    return r->max_json_values;
+}
+
+/* The values json-c holds for o (a JSON null is a NULL object): as us_json_check counts
+ * them in the text, less any member an object key repeated away. */
+static size_t count_values(json_object *o)
+{
+    size_t n = 1;
+    if (json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, key, member)
+        {
+            (void)key;
+            n += count_values(member);
+        }
+    } else if (json_object_is_type(o, json_type_array)) {
+        size_t len = json_object_array_length(o);
+        for (size_t i = 0; i < len; i++)
+            n += count_values(json_object_array_get_idx(o, i));
+    }
+    return n;
+}
+
+json_object *us_command_rules_parse_object_shared(const us_command_rules *r, const char *s,
+                                                  size_t len, size_t *values_left,
+                                                  const char *what, char *why, size_t why_len)
+{
+    if (*values_left == 0) {
+        /* (us_json_check's 0 would mean no bound at all) */
+        us_set_msg(why, why_len, "more than %zu JSON values in this request",
+                   r->max_json_values);
+        return NULL;
+    }
+    json_object *obj = us_json_parse_object(s, len, *values_left, what, why, why_len);
+    if (!obj) {
+        if (why && strncmp(why, "more than ", 10) == 0)
+            us_set_msg(why, why_len, "more than %zu JSON values in this request",
+                       r->max_json_values);
+        return NULL;
+    }
+    size_t n = count_values(obj);
+    *values_left -= n < *values_left ? n : *values_left;
+    return obj;
+}
+
 /* ---- commands ---- */
 
 void us_command_fail(us_command *c, int code, bool type_error, const char *fmt, ...)

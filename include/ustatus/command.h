@@ -74,6 +74,20 @@ us_state_check us_command_rules_take_state(const us_command_rules *r, json_objec
 json_object *us_command_rules_parse_object(const us_command_rules *r, const char *s, size_t len,
                                            const char *what, char *why, size_t why_len);
 
+/* The JSON-value bound of one request (what us_command_rules_parse_object allows one
+ * body), for a request made of several bodies parsed one by one. */
+size_t us_command_rules_max_values(const us_command_rules *r);
+
+/* us_command_rules_parse_object for one of the bodies that make one request (the lines
+ * of a legacy body, all held at once): the bound holds for them together. *values_left
+ * starts at us_command_rules_max_values; each body is refused when it holds more values
+ * than are left, and once parsed, the values json-c holds for it are taken off. The
+ * object (caller puts it), or NULL with a reason in why (error 107, HTTP 400 for a
+ * direct call). */
+json_object *us_command_rules_parse_object_shared(const us_command_rules *r, const char *s,
+                                                  size_t len, size_t *values_left,
+                                                  const char *what, char *why, size_t why_len);
+
 /* ---- commands ---- */
 
 typedef struct us_op_list {

@@ -390,7 +390,9 @@ user_status {{ redis {{ address = "127.0.0.1:1" }} }}
         r = h.cgi(c, path="/api/update_user_status", body={"users": ["r"], "state": "party"},
                   headers=hd)
         self.assertEqual(r.json()["error"]["code"], 107)
-        self.assertEqual(REDIS.command("HGET", key_of("r"), "state"), b"away")
+        # read back through the API: the key's encoding is the store's business (SPEC §2)
+        r = h.cgi(c, path="/api/get_user_status", body={"users": ["r"]}, headers=hd)
+        self.assertEqual(r.json()["result"]["statuses"][0].get("state"), "away")
 
     def test_insecure_and_empty_key(self):
         empty = h.write_config(TMP, f"""

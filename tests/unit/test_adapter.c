@@ -370,6 +370,11 @@ START_TEST(test_too_large_is_413_unread)
             KEY, "CONTENT_LENGTH", "1099511627776", NULL);
     expect_answer("413 Payload Too Large", "");
     ck_assert_int_eq(io.reads, 0);
+    /* beyond what any integer type holds: still a number, still too large */
+    request(big, "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/get_user_status", "HTTP_X_API_KEY",
+            KEY, "CONTENT_LENGTH", "99999999999999999999999999999999999999", NULL);
+    expect_answer("413 Payload Too Large", "");
+    ck_assert_int_eq(io.reads, 0);
     /* also without the key: limits before work */
     request(big, "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/get_user_status", "CONTENT_LENGTH",
             "65", NULL);
@@ -424,12 +429,12 @@ END_TEST
 
 static const char *const bad_lengths[] = {"12x", "-1", "+2", " 2", "2 ", "0x10", "1.0", "x"};
 
-/* Not a number: 400, nothing read. */
+/* Not a number: 400 with error 107, nothing read. */
 START_TEST(test_malformed_content_length_is_400)
 {
     request("{}", "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/nope", "HTTP_X_API_KEY", KEY,
             "CONTENT_LENGTH", bad_lengths[_i], NULL);
-    expect_answer("400 Bad Request", "");
+    expect_answer("400 Bad Request", ERR_BAD_PREFIX "CONTENT_LENGTH is not a number\"}}");
     ck_assert_int_eq(io.reads, 0);
 }
 END_TEST
@@ -451,13 +456,55 @@ START_TEST(test_body_one_byte_per_read)
 }
 END_TEST
 
-/* A body shorter than its CONTENT_LENGTH (the client went quiet): what came is handled. */
+/* A body shorter than its CONTENT_LENGTH (the stream ended early): 400, never run, even
+ * when the part that came is a whole request (before: {"users":["short1"]} under a
+ * CONTENT_LENGTH of 1000 was run). The app is not reached: a 404 path answers 400. */
 START_TEST(test_body_shorter_than_declared)
 {
-    request("{\"users\":[", "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/get_user_status",
-            "HTTP_X_API_KEY", KEY, "CONTENT_LENGTH", "40", NULL);
-    answer a = expect_answer("400 Bad Request", NULL);
-    ck_assert_msg(strstr(a.body, "truncated JSON") != NULL, "body \"%s\"", a.body);
+    static const char *const paths[] = {"/api/get_user_status", "/api/nope"};
+    for (size_t i = 0; i < 2; i++) {
+        request("{\"users\":[\"short1\"]}", "REQUEST_METHOD", "POST", "SCRIPT_NAME", paths[i],
+                "HTTP_X_API_KEY", KEY, "CONTENT_LENGTH", "40", NULL);
+        expect_answer("400 Bad Request",
+                      ERR_BAD_PREFIX "the body ended before CONTENT_LENGTH bytes\"}}");
+        ck_assert_uint_eq(io.pos, strlen("{\"users\":[\"short1\"]}"));
+    }
+}
+END_TEST
+
+/* The worker's request_read hook: called once the whole request is in and before it
+ * runs (the end of fcgi.request_timeout's clock), never for a request refused unread or
+ * cut short. */
+static int request_read_calls;
+static size_t pos_at_request_read;
+static void on_request_read(void *ctx)
+{
+    ck_assert_ptr_eq(ctx, &io);
+    request_read_calls++;
+    pos_at_request_read = io.pos;
+}
+
+START_TEST(test_request_read_hook)
+{
+    adapter.request_read = on_request_read;
+    request_read_calls = 0;
+    post("/api/nope", "{}");
+    expect_answer("404 Not Found", ERR_NOT_FOUND);
+    ck_assert_int_eq(request_read_calls, 1);
+    ck_assert_uint_eq(pos_at_request_read, 2);
+    request(NULL, "REQUEST_METHOD", "GET", "SCRIPT_NAME", "/api/nope", NULL);
+    expect_answer("405 Method Not Allowed", "");
+    ck_assert_int_eq(request_read_calls, 2);
+    request("{}", "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/nope", "CONTENT_LENGTH", "65",
+            NULL);
+    expect_answer("413 Payload Too Large", "");
+    request("{}", "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/nope", "CONTENT_LENGTH", "-2",
+            NULL);
+    expect_answer("400 Bad Request", NULL);
+    request("{}", "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/api/nope", "CONTENT_LENGTH", "3",
+            NULL);
+    expect_answer("400 Bad Request", NULL);
+    ck_assert_int_eq(request_read_calls, 2);
 }
 END_TEST
 
@@ -563,6 +610,7 @@ static Suite *adapter_suite(void)
     tcase_add_loop_test(tc, test_malformed_content_length_is_400, 0, N_ELEMS(bad_lengths));
     tcase_add_test(tc, test_body_one_byte_per_read);
     tcase_add_test(tc, test_body_shorter_than_declared);
+    tcase_add_test(tc, test_request_read_hook);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("io_failures");

@@ -616,6 +616,74 @@ START_TEST(test_legacy_id_echoed_as_sent)
 }
 END_TEST
 
+#define ERR_ID                                                                            \
+    "\"error\":{\"code\":107,\"message\":\"bad request\",\"details\":\"id must be an integer " \
+    "of at most 2^53-1 in magnitude or a UTF-8 string\"}}"
+#define LEGACY_GET(id) "{\"id\":" id ",\"method\":\"get_user_status\",\"params\":{\"users\":[]}}"
+
+/* An id is echoed only when every client reads it back as sent: an integer in the safe
+ * range of a double, or valid UTF-8; any other id makes its line error 107 without one. */
+START_TEST(test_legacy_id_rules)
+{
+    open_default();
+    call("/api",
+         LEGACY_GET("9007199254740991") "\n" LEGACY_GET("-9007199254740991") "\n" LEGACY_GET(
+             "0") "\n" LEGACY_GET("\"\\u00e9t\u00e9 \\\" \\\\\"") "\n" LEGACY_GET("null"),
+         200,
+         "{\"id\":9007199254740991,\"result\":{\"statuses\":[]}}\n"
+         "{\"id\":-9007199254740991,\"result\":{\"statuses\":[]}}\n"
+         "{\"id\":0,\"result\":{\"statuses\":[]}}\n"
+         "{\"id\":\"\u00e9t\u00e9 \\\" \\\\\",\"result\":{\"statuses\":[]}}\n"
+         "{\"result\":{\"statuses\":[]}}");
+    /* a lone surrogate escape reads as U+FFFD (as Go's encoding/json reads it): valid */
+    call("/api", LEGACY_GET("\"\\ud800\""), 200,
+         "{\"id\":\"\xef\xbf\xbd\",\"result\":{\"statuses\":[]}}");
+    static const char *const bad[] = {
+        "9007199254740992", "-9007199254740992", "18446744073709551616", "1.0", "1e3",
+        "true", "{}", "[1]", "\"\xff\"", "\"a\xc3\"", "\"\xed\xa0\x80\""
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256], expect[512];
+        snprintf(body, sizeof body,
+                 "{\"id\":%s,\"method\":\"update_user_status\",\"params\":{\"users\":[\"x\"]}}\n"
+                 "%s",
+                 bad[i], LEGACY_GET("2"));
+        snprintf(expect, sizeof expect, "{" ERR_ID "\n{\"id\":2,\"result\":{\"statuses\":[]}}");
+        us_http_request r = post("/api", body);
+        handle(&r);
+        ck_assert_msg(resp.status == 200 && strcmp(resp.body.data, expect) == 0,
+                      "id %s: %d %s", bad[i], resp.status, resp.body.data);
+    }
+}
+END_TEST
+
+/* The JSON-value bound holds for a whole legacy body, not per line: every line is held at
+ * once (before: 1000 lines could hold 1000 times the bound). */
+START_TEST(test_legacy_values_per_request)
+{
+    open_default();
+    us_buf b = US_BUF_INIT, want = US_BUF_INIT;
+    /* 27 lines of 1006 values each: 25 fit in 26064, the 26th does not */
+    for (int i = 0; i < 27; i++) {
+        us_buf_printf(&b, "{\"id\":%d,\"method\":\"get_user_status\",\"params\":{\"users\":[],\"x\":[",
+                      i);
+        for (int k = 0; k < 1000; k++)
+            us_buf_puts(&b, k ? ",0" : "0");
+        us_buf_puts(&b, "]}}\n");
+        if (i)
+            us_buf_putc(&want, '\n');
+        if (i < 25)
+            us_buf_printf(&want, "{\"id\":%d,\"result\":{\"statuses\":[]}}", i);
+        else
+            us_buf_puts(&want, "{\"error\":{\"code\":107,\"message\":\"bad request\",\"details\":"
+                               "\"more than 26064 JSON values in this request\"}}");
+    }
+    call("/api", b.data, 200, want.data);
+    us_buf_free(&b);
+    us_buf_free(&want);
+}
+END_TEST
+
 START_TEST(test_state_rules)
 {
     open_default();
@@ -996,6 +1064,8 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_too_many_users_in_a_request);
     tcase_add_test(tc, test_too_many_commands_and_values);
     tcase_add_test(tc, test_legacy_id_echoed_as_sent);
+    tcase_add_test(tc, test_legacy_id_rules);
+    tcase_add_test(tc, test_legacy_values_per_request);
     tcase_add_test(tc, test_plain_and_json_c_bodies_agree);
     tcase_add_test(tc, test_state_rules);
     tcase_add_test(tc, test_state_regex);

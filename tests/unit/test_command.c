@@ -360,6 +360,65 @@ START_TEST(test_intake_value_bound)
 }
 END_TEST
 
+/* Several bodies of one request share the bound: each is refused when it holds more
+ * values than are left, and what json-c holds of each is taken off. */
+START_TEST(test_intake_value_bound_shared)
+{
+    open_rules("max_users_per_request = 3");
+    const size_t max_values = 3 + 1000 * 16 + 64;
+    ck_assert_uint_eq(us_command_rules_max_values(rules), max_values);
+    size_t left = max_values;
+    char why[128] = "";
+    /* {"a":[1,2,3],"b":null}: object, array, 3 numbers, null = 6 values */
+    json_object *o = us_command_rules_parse_object_shared(
+        rules, S("{\"a\":[1,2,3],\"b\":null}"), &left, "a command", why, sizeof why);
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+    ck_assert_uint_eq(left, max_values - 6);
+    /* a repeated key: json-c keeps one member, and counts for what it keeps */
+    o = us_command_rules_parse_object_shared(rules, S("{\"a\":[1,2],\"a\":1}"), &left,
+                                             "a command", why, sizeof why);
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+    ck_assert_uint_eq(left, max_values - 8);
+    /* a body holding more than what is left */
+    us_buf b = US_BUF_INIT;
+    us_buf_puts(&b, "{\"x\":[");
+    for (size_t i = 0; i < left; i++)
+        us_buf_puts(&b, i ? ",1" : "1");
+    us_buf_puts(&b, "]}");
+    o = us_command_rules_parse_object_shared(rules, b.data, b.len, &left, "a command", why,
+                                             sizeof why);
+    ck_assert_ptr_null(o);
+    char want[80];
+    snprintf(want, sizeof want, "more than %zu JSON values in this request", max_values);
+    ck_assert_str_eq(why, want);
+    ck_assert_uint_eq(left, max_values - 8);
+    /* exactly what is left: taken, and then nothing more is */
+    us_buf_reset(&b);
+    us_buf_puts(&b, "{\"x\":[");
+    for (size_t i = 0; i < left - 2; i++)
+        us_buf_puts(&b, i ? ",1" : "1");
+    us_buf_puts(&b, "]}");
+    o = us_command_rules_parse_object_shared(rules, b.data, b.len, &left, "a command", why,
+                                             sizeof why);
+    ck_assert_msg(o != NULL, "%s", why);
+    json_object_put(o);
+    ck_assert_uint_eq(left, 0);
+    o = us_command_rules_parse_object_shared(rules, S("{}"), &left, "a command", why,
+                                             sizeof why);
+    ck_assert_ptr_null(o);
+    ck_assert_str_eq(why, want);
+    /* a syntax error keeps its own reason */
+    left = 10;
+    o = us_command_rules_parse_object_shared(rules, S("{"), &left, "a command", why, sizeof why);
+    ck_assert_ptr_null(o);
+    ck_assert_str_eq(why, "truncated JSON");
+    ck_assert_uint_eq(left, 10);
+    us_buf_free(&b);
+}
+END_TEST
+
 /* ---- params -> operations ---- */
 
 /* Parses body for method m on path 0 (the fast path, which must take it) or 1 (json-c),
@@ -1061,6 +1120,7 @@ static Suite *command_suite(void)
     tcase_add_test(tc, test_rules_take_state_too_long);
     tcase_add_test(tc, test_intake);
     tcase_add_test(tc, test_intake_value_bound);
+    tcase_add_test(tc, test_intake_value_bound_shared);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("params");
