@@ -1,7 +1,8 @@
 /* ustatus-fcgi: the FastCGI responder (SPEC §5). Three ways to run:
  *   - started by a web server (lighttpd bin-path, mod_fcgid, spawn-fcgi): the FastCGI
  *     listening socket is fd 0 and this process serves requests one at a time;
- *   - with --listen (or fcgi.listen): its own prefork pool (fcgi/pool.c);
+ *   - with --listen (or fcgi.listen), or given a socket by systemd (LISTEN_FDS): its own
+ *     prefork pool (fcgi/pool.c);
  *   - without a FastCGI socket: the one CGI request in its environment. */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +24,12 @@
 #include "ustatus/log.h"
 #include "ustatus/metrics.h"
 
-#define DEFAULT_CONFIG              "/etc/ustatus/ustatus.conf"
+/* configure's --sysconfdir (Makefile.am defines US_SYSCONFDIR); /etc when built
+ * without it. */
+#ifndef US_SYSCONFDIR
+#define US_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG              US_SYSCONFDIR "/ustatus/ustatus.conf"
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 
 static void usage(FILE *out)
@@ -40,7 +46,8 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE          configuration file (default " DEFAULT_CONFIG ");\n"
             "                             a name ending in .json is read as JSON\n"
-            "      --check-config         validate the configuration and exit (0 valid, 78 not)\n"
+            "      --check-config         validate the configuration and exit (0 valid, 78 not);\n"
+            "                             unsafe settings are warned about on stderr\n"
             "  -V, --version              print the version and exit\n"
             "  -h, --help                 print this help and exit\n"
             "\n"
@@ -56,7 +63,11 @@ static void usage(FILE *out)
             "  -p, --pid-file FILE        write the supervisor's pid to FILE\n"
             "      --shutdown-timeout T   on SIGTERM, wait T (\"10s\", \"500ms\", or seconds)\n"
             "                             for requests in hand, then SIGKILL (default 10s)\n"
-            "Signals: TERM/INT stop gracefully, HUP reloads the configuration.\n"
+            "Signals: TERM/INT stop gracefully, HUP reloads the configuration (and reopens\n"
+            "log.file), USR1 reopens log.file.\n"
+            "Under systemd, a socket passed by socket activation (LISTEN_FDS) is served\n"
+            "by the pool instead of --listen, and with NOTIFY_SOCKET it reports READY=1,\n"
+            "RELOADING=1 and STOPPING=1 (Type=notify).\n"
             "\n"
             "Environment variables USTATUS_<OPTION_PATH> override the file, e.g.\n"
             "USTATUS_HTTP_API_KEY, USTATUS_USER_STATUS_EXPIRE_INTERVAL.\n");
@@ -103,6 +114,63 @@ done:
     us_adapter_free(&adapter);
     us_app_free(app);
     return rc;
+}
+
+/* ---- signals of a process the web server started ---- */
+
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    us_log_reopen_async();
+}
+
+/* SIGUSR1 (logrotate's usual signal) reopens log.file at the next line instead of killing
+ * the process. SA_RESTART: the request in hand is not interrupted. (SIGHUP is the web
+ * server's business: the worker loop ignores it; a renamed log.file is followed anyway.) */
+static void catch_reopen_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_reopen_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* ---- --check-config and the unsafe-setting warnings (SPEC §4) ---- */
+
+static void print_warning(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "warning: %s\n", line);
+}
+
+static void log_warning(void *ctx, const char *line)
+{
+    (void)ctx;
+    us_warn("configuration: %s", line);
+}
+
+static int check_config(const char *path, us_config *cfg)
+{
+    char err[512];
+    /* One line each on stderr (never a secret's value: config.c names options only);
+     * stdout keeps its one "configuration OK" line for scripts. */
+    us_config_warnings(cfg, print_warning, NULL);
+    /* What a worker would log while building (a TLS warning...) repeats one of those
+     * lines: only errors are wanted from the build here. */
+    us_log_set_level(US_LOG_ERROR);
+    /* Build what a worker builds (no connection is opened) so everything a worker would
+     * refuse at start-up — a bad PEM key, overlapping prefixes — is refused here too. */
+    int rc = us_worker_check_config(cfg, err, sizeof err);
+    if (rc < 0) {
+        us_config_free(cfg);
+        us_error("configuration: %s", err);
+        return US_EXIT_CONFIG;
+    }
+    us_config_free(cfg);
+    printf("%s: configuration OK\n", path);
+    return 0;
 }
 
 /* ---- command line ---- */
@@ -153,6 +221,7 @@ int main(int argc, char **argv)
         .max_requests = -1,
         .socket_mode = -1,
         .shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS,
+        .inherited_fd = -1,
     };
     int check_only = 0;
     int pool_flags = 0; /* options that only make sense with a pool */
@@ -240,22 +309,19 @@ int main(int argc, char **argv)
         return US_EXIT_CONFIG;
     }
     us_log_set_level_name(cfg->log.level);
-    if (check_only) {
-        /* Build what a worker builds (no connection is opened) so everything a worker
-         * would refuse at start-up — a bad PEM key, overlapping prefixes — is refused
-         * here too. */
-        int rc = us_worker_check_config(cfg, err, sizeof err);
-        us_config_free(cfg);
-        if (rc < 0) {
-            us_error("configuration: %s", err);
-            return US_EXIT_CONFIG;
-        }
-        printf("%s: configuration OK\n", po.config_path);
-        return 0;
-    }
+    if (check_only)
+        return check_config(po.config_path, cfg); /* takes cfg */
 
-    if ((po.listen && *po.listen) || (cfg->fcgi.listen && *cfg->fcgi.listen))
-        return us_pool_run(&po, cfg); /* takes cfg */
+    /* Socket activation: the pool serves what systemd passed, whatever --listen says. */
+    po.inherited_fd = us_pool_listen_fds(err, sizeof err);
+    if (po.inherited_fd == -2) {
+        us_error("%s", err);
+        us_config_free(cfg);
+        return 1;
+    }
+    if (po.inherited_fd >= 0 || (po.listen && *po.listen) ||
+        (cfg->fcgi.listen && *cfg->fcgi.listen))
+        return us_pool_run(&po, cfg); /* takes cfg; opens the log itself */
     if (pool_flags) {
         fprintf(stderr, "ustatus-fcgi: --workers, --user, --pid-file and the other pool "
                         "options need --listen (or fcgi.listen)\n");
@@ -263,6 +329,15 @@ int main(int argc, char **argv)
         return 64;
     }
 
+    if (us_log_open(cfg->log.file, cfg->log.syslog, err, sizeof err) < 0) {
+        /* Under spawn-fcgi stderr is /dev/null: exiting is the visible failure there
+         * (spawn-fcgi reports the child's exit status). */
+        us_error("%s", err);
+        us_config_free(cfg);
+        return 1;
+    }
+    catch_reopen_signal();
+    us_config_warnings(cfg, log_warning, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (us_metrics_attach(po.config_path, err, sizeof err) < 0)
         us_warn("metrics: %s; this process counts for itself only", err);

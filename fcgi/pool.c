@@ -1,11 +1,15 @@
 /* The prefork supervisor (see pool.h). */
 #include "pool.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <grp.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -50,8 +54,12 @@ typedef struct pool {
     char *unix_path; /* NULL for TCP */
     dev_t unix_dev;  /* the socket file we created, to remove only that one */
     ino_t unix_ino;
+    bool inherited;  /* the socket came from systemd (LISTEN_FDS): never unlinked */
     bool pid_file_written;
     pid_t self;
+    char *notify_socket; /* NOTIFY_SOCKET, NULL when not under systemd's notify */
+    bool ready_sent;     /* READY=1 sent after start-up */
+    bool reloading;      /* RELOADING=1 sent; READY=1 once the old workers are gone */
     sigset_t entry_mask; /* the signal mask to give back to workers */
 
     worker_slot *slots;
@@ -131,6 +139,34 @@ static int lookup_group(const char *name, gid_t *gid)
 
 /* ---- the listening socket ---- */
 
+static void remove_socket_file(pool *p);
+
+/* The directory of path, opened, and the last component. */
+static int open_parent(const char *path, char *base, size_t base_len)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(base, base_len, "%s", path);
+    } else {
+        size_t dlen = slash == path ? 1 : (size_t)(slash - path);
+        if (dlen >= sizeof dir)
+            return -1;
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+        snprintf(base, base_len, "%s", slash + 1);
+    }
+    return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Binding a unix socket as root in a directory someone else can write is a race: between
+ * bind() and chown() the socket can be swapped for a symlink to any file, which a
+ * path-based chown/chmod would then hand over. So: the socket is born with its mode (the
+ * umask around bind() decides it; no chmod afterwards), its owner is changed through the
+ * directory's descriptor without following a symlink (fchownat AT_SYMLINK_NOFOLLOW), and
+ * the entry is checked to be a socket, the same one, before and after. A swap is refused
+ * (the pool does not start) and nothing outside the socket is ever touched. */
 static int bind_unix(pool *p, const char *path)
 {
     struct sockaddr_un sa;
@@ -142,47 +178,68 @@ static int bind_unix(pool *p, const char *path)
         return -1;
     }
     memcpy(sa.sun_path, path, strlen(path));
+    char base[PATH_MAX];
+    int dfd = open_parent(path, base, sizeof base);
+    if (dfd < 0) {
+        us_error("--listen unix:%s: bind: %s", path, strerror(errno));
+        return -1;
+    }
+    int fd = -1;
+    struct stat st;
+    if (fstat(dfd, &st) == 0 && ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+                                 ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))))
+        us_warn("--listen unix:%s: its directory can be changed by other users (owner uid "
+                "%lu, mode %04o): they can replace the socket; use a directory of your own "
+                "such as /run/ustatus",
+                path, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777));
 
     /* A socket file left by an instance that died is removed; one that something still
      * listens on is not ours to take, and neither is a file that is not a socket. */
-    struct stat st;
-    if (lstat(path, &st) == 0) {
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             us_error("--listen unix:%s: the path exists and is not a socket", path);
-            return -1;
+            goto fail_early;
         }
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
             close(probe);
             us_error("--listen unix:%s: another process is listening on it", path);
-            return -1;
+            goto fail_early;
         }
         if (probe >= 0)
             close(probe);
-        if (unlink(path) < 0) {
+        if (unlinkat(dfd, base, 0) < 0) {
             us_error("--listen unix:%s: cannot remove the stale socket: %s", path, strerror(errno));
-            return -1;
+            goto fail_early;
         }
     }
 
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         us_error("socket: %s", strerror(errno));
-        return -1;
+        goto fail_early;
     }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        us_error("--listen unix:%s: bind: %s", path, strerror(errno));
-        close(fd);
-        return -1;
+    const us_pool_options *o = p->opt;
+    mode_t mode = (o->socket_mode >= 0 ? (mode_t)o->socket_mode : 0660) & 0777;
+    mode_t old_umask = umask(~mode & 0777);
+    int b = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int bind_errno = errno;
+    umask(old_umask);
+    if (b < 0) {
+        us_error("--listen unix:%s: bind: %s", path, strerror(bind_errno));
+        goto fail_early;
+    }
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode)) {
+        us_error("--listen unix:%s: the socket was replaced right after bind (by %s): "
+                 "refusing to go on; its directory must not be writable by other users",
+                 path, S_ISLNK(st.st_mode) ? "a symbolic link" : "something else");
+        goto fail_early; /* what is there now is not ours to remove */
     }
     p->unix_path = us_xstrdup(path);
-    if (stat(path, &st) == 0) {
-        p->unix_dev = st.st_dev;
-        p->unix_ino = st.st_ino;
-    }
-    /* Owner and mode are set before listen(): until then a connect() is refused, so no
-     * one gets in through the permissions bind() left. */
-    const us_pool_options *o = p->opt;
+    p->unix_dev = st.st_dev;
+    p->unix_ino = st.st_ino;
+    /* Owner set before listen(): until then a connect() is refused, so no one gets in
+     * through the permissions bind() left. */
     if (o->socket_owner && *o->socket_owner) {
         char user[256];
         snprintf(user, sizeof user, "%s", o->socket_owner);
@@ -199,22 +256,28 @@ static int bind_unix(pool *p, const char *path)
             us_error("--socket-owner: unknown group \"%s\"", colon + 1);
             goto fail;
         }
-        if (chown(path, uid, gid) < 0) {
+        if (fchownat(dfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
             us_error("--socket-owner %s: chown %s: %s", o->socket_owner, path, strerror(errno));
             goto fail;
         }
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode) ||
+            st.st_dev != p->unix_dev || st.st_ino != p->unix_ino) {
+            us_error("--listen unix:%s: the socket was replaced while its owner was set: "
+                     "refusing to go on; its directory must not be writable by other users",
+                     path);
+            free(p->unix_path);
+            p->unix_path = NULL;
+            goto fail_early;
+        }
     }
-    mode_t mode = o->socket_mode >= 0 ? (mode_t)o->socket_mode : 0660;
-    if (chmod(path, mode) < 0) {
-        us_error("--socket-mode: chmod %s: %s", path, strerror(errno));
-        goto fail;
-    }
+    close(dfd);
     return fd;
 fail:
-    close(fd);
-    unlink(path);
-    free(p->unix_path);
-    p->unix_path = NULL;
+    remove_socket_file(p);
+fail_early:
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
     return -1;
 }
 
@@ -260,8 +323,22 @@ static int bind_tcp(const char *addr)
         int one = 1;
         /* A restart must not wait for the old connections' TIME_WAIT to end. */
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            bool any = (ai->ai_family == AF_INET &&
+                        ((const struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr ==
+                            htonl(INADDR_ANY)) ||
+                       (ai->ai_family == AF_INET6 &&
+                        IN6_IS_ADDR_UNSPECIFIED(
+                            &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr));
+            if (any)
+                us_warn("--listen %s binds every address of this host (%s): anyone who "
+                        "can reach port %s can send FastCGI requests, which carry no "
+                        "authentication; listen on 127.0.0.1:%s or a unix: socket unless "
+                        "that is intended (FCGI_WEB_SERVER_ADDRS limits the peers)",
+                        addr, ai->ai_family == AF_INET ? "0.0.0.0" : "::", colon + 1,
+                        colon + 1);
             break;
+        }
         saved = errno;
         close(fd);
         fd = -1;
@@ -272,9 +349,71 @@ static int bind_tcp(const char *addr)
     return fd;
 }
 
+/* "unix:/path" or "HOST:PORT" of a bound socket, for the log. */
+static void describe_socket(int fd, char *out, size_t out_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    snprintf(out, out_len, "fd %d", fd);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_UNIX) {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)&ss;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? len - offsetof(struct sockaddr_un, sun_path)
+                       : 0;
+        if (n && su->sun_path[0] == '\0')
+            snprintf(out, out_len, "unix:@%.*s", (int)(n - 1), su->sun_path + 1);
+        else
+            snprintf(out, out_len, "unix:%.*s", (int)strnlen(su->sun_path, n), su->sun_path);
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *si = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &si->sin_addr, host, sizeof host);
+        snprintf(out, out_len, "%s:%u", host, ntohs(si->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *si = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &si->sin6_addr, host, sizeof host);
+        snprintf(out, out_len, "[%s]:%u", host, ntohs(si->sin6_port));
+    }
+}
+
+/* The socket systemd passed (socket activation): a listening stream socket, fd 3. */
+static int use_inherited(pool *p)
+{
+    const us_pool_options *o = p->opt;
+    int fd = o->inherited_fd, type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
+        (len = sizeof listening, getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len)) < 0 ||
+        !listening) {
+        us_error("socket activation: fd %d is not a listening stream socket (ListenStream= "
+                 "in the .socket unit, Accept=no)",
+                 fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    char where[256]; /* a unix socket path is at most 107 bytes */
+    describe_socket(fd, where, sizeof where);
+    if (configured_listen(o, p->cfg)[0])
+        us_info("socket activation: serving the socket systemd passed (%s); --listen/fcgi.listen "
+                "\"%s\" is not used",
+                where, configured_listen(o, p->cfg));
+    if ((o->socket_owner && *o->socket_owner) || o->socket_mode >= 0)
+        us_warn("socket activation: --socket-owner and --socket-mode are not applied (set "
+                "SocketUser=, SocketGroup= and SocketMode= in the .socket unit)");
+    snprintf(p->listen, sizeof p->listen, "systemd:%s", where);
+    p->inherited = true;
+    p->listen_fd = fd;
+    return 0;
+}
+
 static int open_socket(pool *p)
 {
     const us_pool_options *o = p->opt;
+    if (o->inherited_fd >= 0)
+        return use_inherited(p);
     bool is_unix = strncmp(p->listen, "unix:", 5) == 0;
     if (!is_unix && ((o->socket_owner && *o->socket_owner) || o->socket_mode >= 0)) {
         us_error("--socket-owner and --socket-mode apply to a unix: socket only");
@@ -301,7 +440,7 @@ static void remove_socket_file(pool *p)
         return;
     struct stat st;
     /* Only the file we bound: a newer instance may already have put its own there. */
-    if (stat(p->unix_path, &st) == 0 && st.st_dev == p->unix_dev && st.st_ino == p->unix_ino)
+    if (lstat(p->unix_path, &st) == 0 && st.st_dev == p->unix_dev && st.st_ino == p->unix_ino)
         unlink(p->unix_path);
     free(p->unix_path);
     p->unix_path = NULL;
@@ -392,6 +531,15 @@ static size_t count_workers(const pool *p, bool current_generation)
     return n;
 }
 
+/* Workers of an earlier generation still alive (asked to stop or not). */
+static size_t count_old_alive(const pool *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_slots; i++)
+        n += p->slots[i].pid && p->slots[i].generation != p->generation;
+    return n;
+}
+
 static size_t count_alive(const pool *p)
 {
     size_t n = 0;
@@ -420,6 +568,12 @@ static worker_slot *find_slot(pool *p, pid_t pid)
     return NULL;
 }
 
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    us_log_reopen_async();
+}
+
 static void worker_main(pool *p) __attribute__((noreturn));
 
 /* In the child, right after fork(). */
@@ -433,6 +587,16 @@ static void worker_main(pool *p)
         _exit(1);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
+    /* A worker follows a renamed log.file by itself (log.h); SIGUSR1 sent to it anyway
+     * (pkill -USR1) reopens the file and harms nothing else. SA_RESTART: a read or write
+     * of the request in hand is not interrupted. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_reopen_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    unsetenv("NOTIFY_SOCKET"); /* only the supervisor talks to systemd */
     /* TERM/INT stay blocked until the worker loop waits for connections; the others are
      * given back. */
     sigset_t mask = p->entry_mask;
@@ -441,6 +605,7 @@ static void worker_main(pool *p)
     sigdelset(&mask, SIGCHLD);
     sigdelset(&mask, SIGHUP);
     sigdelset(&mask, SIGQUIT);
+    sigdelset(&mask, SIGUSR1);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     int rc = us_worker_run(p->cfg, p->listen_fd, p->max_requests);
     exit(rc);
@@ -569,7 +734,76 @@ static void maintain(pool *p, int64_t now)
     }
 }
 
+/* ---- systemd's notify protocol (sd_notify(3), without libsystemd) ---- */
+
+/* One datagram of "KEY=value" lines to $NOTIFY_SOCKET: a path, or an abstract name when
+ * it starts with '@'. A failure is logged at debug level and changes nothing else: the
+ * service works the same with or without systemd watching. */
+static void notify(pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notify(pool *p, const char *fmt, ...)
+{
+    if (!p->notify_socket)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        return;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t len = strlen(p->notify_socket);
+    if (len < 2 || len >= sizeof sa.sun_path ||
+        (p->notify_socket[0] != '/' && p->notify_socket[0] != '@')) {
+        us_debug("NOTIFY_SOCKET is not a unix socket address: not notifying");
+        return;
+    }
+    memcpy(sa.sun_path, p->notify_socket, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+        us_debug("notifying systemd (%s): %s", p->notify_socket, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static uint64_t monotonic_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* READY=1 once the workers are started (they accept from the socket, whose backlog
+ * holds what comes before), and again when a reload has replaced them all. */
+static void notify_progress(pool *p)
+{
+    if (p->stopping)
+        return;
+    if (!p->ready_sent && count_workers(p, true) >= (size_t)p->desired) {
+        p->ready_sent = true;
+        notify(p, "READY=1\nSTATUS=serving on %s with %ld workers\nMAINPID=%ld", p->listen,
+               p->desired, (long)p->self);
+    }
+    if (p->reloading && count_old_alive(p) == 0 && count_workers(p, true) >= (size_t)p->desired) {
+        p->reloading = false;
+        notify(p, "READY=1\nSTATUS=serving on %s with %ld workers (reloaded)", p->listen,
+               p->desired);
+    }
+}
+
 /* ---- signals ---- */
+
+/* The unsafe settings (SPEC §4), logged at start-up and after a reload. */
+static void log_warning(void *ctx, const char *line)
+{
+    (void)ctx;
+    us_warn("configuration: %s", line);
+}
 
 static void begin_stop(pool *p, int sig, int64_t now)
 {
@@ -580,6 +814,7 @@ static void begin_stop(pool *p, int sig, int64_t now)
     size_t n = count_alive(p);
     us_info("%s: stopping %zu workers (they finish the requests in hand, %lld ms at most)",
             strsignal(sig), n, (long long)p->opt->shutdown_timeout_ms);
+    notify(p, "STOPPING=1\nSTATUS=stopping (%s)", strsignal(sig));
     /* New connections fail at once instead of waiting in a backlog nobody will serve. */
     remove_socket_file(p);
     for (size_t i = 0; i < p->n_slots; i++)
@@ -592,9 +827,12 @@ static void reload(pool *p, int64_t now)
     char err[512];
     const char *path = p->opt->config_path;
     us_info("SIGHUP: reloading %s", path);
+    notify(p, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+           (unsigned long long)monotonic_usec(), path);
     us_config *cfg = us_config_load(path, err, sizeof err);
     if (!cfg) {
         us_error("reload: %s; the workers keep the previous configuration", err);
+        notify(p, "READY=1\nSTATUS=reload failed, still serving the previous configuration");
         return;
     }
     /* Build what a worker would build: a configuration the loader accepts can still be
@@ -603,8 +841,14 @@ static void reload(pool *p, int64_t now)
         us_error("reload: configuration %s: %s; the workers keep the previous configuration", path,
                  err);
         us_config_free(cfg);
+        notify(p, "READY=1\nSTATUS=reload failed, still serving the previous configuration");
         return;
     }
+    /* The log's new destinations, before the workers that will use them are forked; if the
+     * new file cannot be opened the old destinations stay (and the workers use them). */
+    if (us_log_open(cfg->log.file, cfg->log.syslog, err, sizeof err) < 0)
+        us_error("reload: %s; logging goes on where it went", err);
+    us_config_warnings(cfg, log_warning, NULL);
     const char *was = configured_listen(p->opt, p->cfg), *will = configured_listen(p->opt, cfg);
     if (strcmp(was, will) != 0)
         us_warn("reload: fcgi.listen changed to \"%s\": the socket stays on \"%s\" until "
@@ -620,6 +864,7 @@ static void reload(pool *p, int64_t now)
     p->failures = 0;
     p->respawn_at_ms = 0;
     p->next_step_ms = now;
+    p->reloading = true;
     us_info("reload: configuration valid; replacing the workers one by one (%ld workers)",
             p->desired);
 }
@@ -643,6 +888,7 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
     p->listen_fd = -1;
     p->self = getpid();
     int rc = 1;
+    bool metrics_shared = false;
 
     sigset_t set;
     sigemptyset(&set);
@@ -651,6 +897,7 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, &p->entry_mask);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -661,7 +908,11 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    const char *ns = getenv("NOTIFY_SOCKET");
+    if (ns && *ns)
+        p->notify_socket = us_xstrdup(ns);
 
     snprintf(p->listen, sizeof p->listen, "%s", configured_listen(opt, cfg));
     apply_settings(p);
@@ -675,10 +926,19 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
     }
     if (open_socket(p) < 0 || write_pid_file(p) < 0 || drop_privileges(opt) < 0)
         goto done;
+    /* After dropping privileges: the log file is then created by (and reopened after a
+     * rotation as) the user everything runs as. Until here lines went to stderr. */
+    if (us_log_open(cfg->log.file, cfg->log.syslog, err, sizeof err) < 0) {
+        us_error("%s", err);
+        goto done;
+    }
+    us_config_warnings(cfg, log_warning, NULL);
     /* After dropping privileges: the segment then belongs to the user the workers run
      * as, and they inherit the mapping. */
     if (us_metrics_attach(opt->config_path, err, sizeof err) < 0)
         us_warn("metrics: %s; counting for this pool only", err);
+    else
+        metrics_shared = true;
     us_info("listening on %s, %ld workers, max_requests %ld", p->listen, p->desired,
             p->max_requests);
 
@@ -697,6 +957,7 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
             }
         }
         maintain(p, now);
+        notify_progress(p);
 
         /* Sleep until a signal or the next thing to do; at most 1 s as a safety net. */
         int64_t wake = now + 1000;
@@ -717,9 +978,19 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
         case SIGINT:
         case SIGQUIT: begin_stop(p, sig, now); break;
         case SIGHUP:
-            if (!p->stopping)
+            if (!p->stopping) {
+                us_log_reopen_async(); /* logrotate may send either signal */
                 reload(p, now);
+            }
             break;
+        case SIGUSR1: {
+            char lerr[256];
+            if (us_log_reopen(lerr, sizeof lerr) < 0)
+                us_error("SIGUSR1: %s; still writing to the old file", lerr);
+            else
+                us_info("SIGUSR1: log reopened");
+            break;
+        }
         default: break; /* SIGCHLD, timeout, EINTR: the loop reaps and maintains */
         }
     }
@@ -731,15 +1002,45 @@ done:
             kill(p->slots[i].pid, SIGKILL);
             waitpid(p->slots[i].pid, NULL, 0);
         }
-    remove_socket_file(p);
+    remove_socket_file(p); /* never the socket systemd passed: it is not ours */
     if (p->listen_fd >= 0)
         close(p->listen_fd);
+    free(p->notify_socket);
     if (p->pid_file_written && unlink(opt->pid_file) < 0)
         us_debug("--pid-file %s: cannot remove it: %s", opt->pid_file, strerror(errno));
-    if (rc == 0)
+    if (rc == 0 && metrics_shared) /* a segment we refused is not ours to remove */
         us_metrics_unlink(opt->config_path);
     free(p->slots);
     us_config_free(p->cfg);
     sigprocmask(SIG_SETMASK, &p->entry_mask, NULL);
+    return rc;
+}
+
+int us_pool_listen_fds(char *err, size_t err_len)
+{
+    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+    int rc = -1;
+    if (!pid_text || !fds_text)
+        goto done;
+    char *end;
+    errno = 0;
+    unsigned long pid = strtoul(pid_text, &end, 10);
+    if (errno || *end || pid != (unsigned long)getpid())
+        goto done; /* meant for another process (our parent, typically) */
+    errno = 0;
+    long n = strtol(fds_text, &end, 10);
+    if (errno || *end || !*fds_text || n != 1) {
+        snprintf(err, err_len,
+                 "socket activation: LISTEN_FDS=%.20s; ustatus serves exactly one socket "
+                 "(one ListenStream= in the .socket unit)",
+                 fds_text);
+        rc = -2;
+        goto done;
+    }
+    rc = 3; /* SD_LISTEN_FDS_START */
+done:
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
     return rc;
 }

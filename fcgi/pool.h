@@ -1,6 +1,7 @@
 /* The prefork pool (SPEC §5): `ustatus-fcgi --listen ADDR [--workers N]`.
  *
- * A supervisor binds the FastCGI socket, optionally drops root privileges, and keeps N
+ * A supervisor binds the FastCGI socket (or takes the one systemd passed, LISTEN_FDS),
+ * optionally drops root privileges, opens the log (log.file/log.syslog), and keeps N
  * worker processes (fcgi/worker.c) accepting on it:
  *   - a pid table; a worker that dies is started again at once, with an exponential
  *     back-off (0.1 s doubling to 10 s) while workers keep dying within 5 s of starting;
@@ -11,7 +12,12 @@
  *   - SIGHUP: the configuration file is read and checked again; when valid, the workers
  *     are replaced one by one (a new one started before an old one is asked to finish),
  *     on the same listening socket, so no connection is refused; when invalid, the
- *     reason is logged and the running workers stay.
+ *     reason is logged and the running workers stay; log.file is reopened;
+ *   - SIGUSR1: log.file is reopened (the workers follow a renamed file by themselves);
+ *   - under systemd (NOTIFY_SOCKET): READY=1 once the workers are started, RELOADING=1
+ *     (with MONOTONIC_USEC) then READY=1 around a reload, STOPPING=1 on the way out;
+ *   - a unix socket gets its mode at bind() (umask) and its owner through fchownat
+ *     without following symlinks; a socket swapped under it is refused.
  * The supervisor handles signals synchronously (all blocked, taken by sigtimedwait), so
  * it has no signal handlers and no async-signal-safety questions. */
 #ifndef USTATUS_FCGI_POOL_H
@@ -33,7 +39,17 @@ typedef struct us_pool_options {
     const char *group;           /* and this group (default: the user's primary group) */
     const char *pid_file;        /* NULL = none */
     int64_t shutdown_timeout_ms; /* how long SIGTERM waits for requests in hand */
+    int inherited_fd;            /* a listening socket from systemd (us_pool_listen_fds),
+                                    served instead of binding one; -1 = none */
 } us_pool_options;
+
+/* Socket activation, as sd_listen_fds(3) with unset_environment = 1: when LISTEN_PID is
+ * this process and LISTEN_FDS is 1, returns 3 (the passed socket; its use is checked by
+ * us_pool_run); when the variables are absent or meant for another process, -1; when
+ * LISTEN_FDS is not 1 or malformed, -2 with a reason in err. LISTEN_PID, LISTEN_FDS and
+ * LISTEN_FDNAMES are removed from the environment in every case, so nothing this process
+ * starts takes them for its own. */
+int us_pool_listen_fds(char *err, size_t err_len);
 
 /* Runs the pool until SIGTERM/SIGINT. Takes ownership of cfg (the configuration already
  * loaded from opt->config_path). Returns the process exit status: 0 after a clean

@@ -11,20 +11,27 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "config.h" /* PACKAGE_VERSION */
 
 #include "ustatus/buf.h"
 #include "ustatus/hash.h"
 #include "ustatus/msg.h"
 
 /* Bumped whenever the block layout or the label tables below change, so a process of an
- * older build never reads a newer layout: the version is part of the segment's name. */
+ * older build never reads a newer layout: the version is part of the segment's name.
+ * Fields appended at the end of the block keep the version: an older build maps and
+ * reads the prefix it knows, and whichever process finds the file shorter than its own
+ * block grows it (the new part reads as zeros). */
 #define LAYOUT_VERSION 1
 #define MAGIC          0x3153555441545355ull /* "USTATUS1" */
 
@@ -80,6 +87,18 @@ static const char *const bounds_text[N_BOUNDS] = {
     "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
 };
 
+/* One FastCGI worker process: which pid holds the slot (0 = free), since when (its start
+ * time in clock ticks after boot, from /proc, so that a recycled pid is not mistaken for
+ * the worker), and whether it is serving a request. A worker that dies without giving
+ * its slot back (kill -9) stops being counted as soon as its pid is gone, and its slot is
+ * taken again by the next worker that finds it. */
+#define N_WORKER_SLOTS 1024
+typedef struct worker_state {
+    uint32_t pid;
+    uint32_t busy;
+    uint64_t start_ticks;
+} worker_state;
+
 typedef struct block {
     uint64_t magic; /* MAGIC once initialised; set with a CAS from 0 */
     uint64_t worker_starts;
@@ -90,6 +109,8 @@ typedef struct block {
     uint64_t buckets[N_METHODS][N_BOUNDS + 1]; /* not cumulative: one count per bucket */
     uint64_t sum_ns[N_METHODS];
     uint64_t responses[N_STATUSES];
+    /* appended (layout 1 still): the FastCGI workers' busy/idle slots */
+    worker_state workers[N_WORKER_SLOTS];
 } block;
 
 /* Process-private until attached: counting works in unit tests and before start-up ends. */
@@ -166,6 +187,129 @@ void us_metrics_worker_started(void)
     add(&m->worker_starts, 1);
 }
 
+/* ---- worker gauges ---- */
+
+static worker_state *my_slot;
+
+/* The start time of process pid in clock ticks since boot (field 22 of /proc/pid/stat),
+ * 0 when the process is gone (or /proc is not there: then only the pid is compared). */
+static uint64_t start_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: count from the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    for (int field = 2; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static bool slot_live(const worker_state *w)
+{
+    uint32_t pid = __atomic_load_n(&w->pid, __ATOMIC_ACQUIRE);
+    if (!pid)
+        return false;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return false;
+    uint64_t want = __atomic_load_n(&w->start_ticks, __ATOMIC_RELAXED);
+    uint64_t now = start_ticks((pid_t)pid);
+    return !want || !now || want == now;
+}
+
+/* Claims a free slot, or one whose process is gone. NULL when all are held by live
+ * processes (more than N_WORKER_SLOTS workers): this worker is then not counted.
+ * A free slot has start_ticks 0, and a slot is reclaimed by zeroing start_ticks before
+ * its pid changes, so a slot just claimed (new pid, ticks not yet written) reads as live
+ * (a zero start time compares equal to anything) and nobody takes it away meanwhile. */
+static worker_state *claim_slot(void)
+{
+    uint32_t self = (uint32_t)getpid();
+    uint64_t ticks = start_ticks(getpid());
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < N_WORKER_SLOTS; i++) {
+            worker_state *w = &m->workers[i];
+            uint32_t cur = __atomic_load_n(&w->pid, __ATOMIC_ACQUIRE);
+            if (pass == 0 ? cur != 0 : (cur == 0 || slot_live(w)))
+                continue;
+            if (pass == 1) {
+                uint64_t old = __atomic_load_n(&w->start_ticks, __ATOMIC_ACQUIRE);
+                if (!__atomic_compare_exchange_n(&w->start_ticks, &old, 0, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                    continue;
+            }
+            if (__atomic_compare_exchange_n(&w->pid, &cur, self, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)) {
+                __atomic_store_n(&w->busy, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&w->start_ticks, ticks, __ATOMIC_RELEASE);
+                return w;
+            }
+        }
+    }
+    return NULL;
+}
+
+static block *my_slot_block;
+
+static void set_worker_state(uint32_t busy)
+{
+    /* A forked child inherits the parent's slot pointer, and attaching moves the block:
+     * then the slot is claimed again. */
+    if (my_slot && (my_slot_block != m ||
+                    __atomic_load_n(&my_slot->pid, __ATOMIC_RELAXED) != (uint32_t)getpid()))
+        my_slot = NULL;
+    if (!my_slot) {
+        my_slot = claim_slot();
+        my_slot_block = m;
+    }
+    if (my_slot)
+        __atomic_store_n(&my_slot->busy, busy, __ATOMIC_RELAXED);
+}
+
+void us_metrics_worker_idle(void)
+{
+    set_worker_state(0);
+}
+
+void us_metrics_worker_busy(void)
+{
+    set_worker_state(1);
+}
+
+void us_metrics_worker_exit(void)
+{
+    if (my_slot && my_slot_block == m &&
+        __atomic_load_n(&my_slot->pid, __ATOMIC_RELAXED) == (uint32_t)getpid()) {
+        __atomic_store_n(&my_slot->busy, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&my_slot->start_ticks, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&my_slot->pid, 0, __ATOMIC_RELEASE);
+    }
+    my_slot = NULL;
+}
+
+void us_metrics_workers(unsigned *busy, unsigned *idle)
+{
+    *busy = *idle = 0;
+    for (size_t i = 0; i < N_WORKER_SLOTS; i++) {
+        const worker_state *w = &m->workers[i];
+        if (!slot_live(w))
+            continue;
+        if (__atomic_load_n(&w->busy, __ATOMIC_RELAXED))
+            (*busy)++;
+        else
+            (*idle)++;
+    }
+}
+
 /* ---- the shared segment ---- */
 
 static size_t block_size(void)
@@ -201,6 +345,8 @@ static void attach_anonymous(void)
     if (p == MAP_FAILED)
         return;
     memcpy(p, m, sizeof(block));
+    /* a slot claimed in the old block is claimed again in the new one */
+    memset(((block *)p)->workers, 0, sizeof m->workers);
     m = p;
 }
 
@@ -213,20 +359,51 @@ int us_metrics_attach(const char *config_path, char *err, size_t err_len)
         return 0;
     /* 0600, and only ever a segment of our own: another local user must not be able to
      * plant a segment that we would trust (or that they could truncate under us: a
-     * shrunk mapping is a SIGBUS). */
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        us_set_msg(err, err_len, "shm_open %s: %s", name, strerror(errno));
-        goto fail;
+     * shrunk mapping is a SIGBUS). An existing segment is opened without O_CREAT (the
+     * kernel's protected_regular refuses O_CREAT on another user's file in /dev/shm with
+     * a bare EACCES); a new one is created O_EXCL, so what we create is ours. The name
+     * has to be one every process of this configuration can compute, so another local
+     * user can take it first: that is detected below and said, never trusted. */
+    int fd = shm_open(name, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0 && errno == ENOENT) {
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) /* another process was faster */
+            fd = shm_open(name, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
     }
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        us_set_msg(err, err_len, "fstat %s: %s", name, strerror(errno));
+    if (fd < 0) {
+        int e = errno;
+        char path[128];
+        snprintf(path, sizeof path, "/dev/shm%s", name);
+        if ((e == EACCES || e == EPERM || e == ELOOP) && lstat(path, &st) == 0 &&
+            st.st_uid != geteuid()) {
+            us_set_msg(err, err_len,
+                       "%s belongs to uid %lu, not to uid %lu that runs ustatus (another "
+                       "local user created it first?): not used; remove it to share the "
+                       "counters again",
+                       path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        } else {
+            us_set_msg(err, err_len, "shm_open %s: %s", path, strerror(e));
+        }
         goto fail;
     }
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-        us_set_msg(err, err_len, "%s belongs to uid %lu or is open to others: not used", name,
-                 (unsigned long)st.st_uid);
+    if (fstat(fd, &st) < 0) {
+        us_set_msg(err, err_len, "fstat /dev/shm%s: %s", name, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        us_set_msg(err, err_len,
+                   "/dev/shm%s belongs to uid %lu, not to uid %lu that runs ustatus (another "
+                   "local user created it first?): not used; remove it to share the counters "
+                   "again",
+                   name, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        goto fail;
+    }
+    if (st.st_mode & 077) {
+        us_set_msg(err, err_len,
+                   "/dev/shm%s is open to other users (mode %04o): not used; remove it to "
+                   "share the counters again",
+                   name, (unsigned)(st.st_mode & 07777));
         goto fail;
     }
     /* Several processes may start at once: each grows the file to the same size, and a
@@ -252,7 +429,7 @@ int us_metrics_attach(const char *config_path, char *err, size_t err_len)
         goto fail;
     }
     /* Counts made before attaching (start-up) are carried over. */
-    for (size_t i = 0; i < sizeof(block) / sizeof(uint64_t); i++) {
+    for (size_t i = 0; i < offsetof(block, workers) / sizeof(uint64_t); i++) {
         uint64_t v = ((const uint64_t *)m)[i];
         if (i > 0 && v)
             add(&((uint64_t *)b)[i], v);
@@ -369,4 +546,18 @@ void us_metrics_render(us_buf *out)
                   (unsigned long long)load(&m->redis_errors),
                   (unsigned long long)load(&m->redis_reconnects),
                   (unsigned long long)load(&m->worker_starts), shared);
+
+    unsigned busy, idle;
+    us_metrics_workers(&busy, &idle);
+    us_buf_printf(out,
+                  "# HELP ustatus_workers FastCGI worker processes alive, by state: busy "
+                  "serving a request (the one answering this scrape included) or idle "
+                  "waiting for one.\n"
+                  "# TYPE ustatus_workers gauge\n"
+                  "ustatus_workers{state=\"busy\"} %u\n"
+                  "ustatus_workers{state=\"idle\"} %u\n"
+                  "# HELP ustatus_build_info The version of ustatus-fcgi answering.\n"
+                  "# TYPE ustatus_build_info gauge\n"
+                  "ustatus_build_info{version=\"%s\"} 1\n",
+                  busy, idle, PACKAGE_VERSION);
 }

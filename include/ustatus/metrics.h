@@ -18,6 +18,16 @@
 
 #include "ustatus/buf.h"
 
+/* The segment also holds the FastCGI workers' gauges (ustatus_workers{state="busy"|
+ * "idle"}): one slot per worker process, claimed by the process itself, counted while
+ * its pid lives (a worker killed with -9 drops out of the gauges at once).
+ * /metrics also shows ustatus_build_info{version="<PACKAGE_VERSION>"} 1.
+ *
+ * A segment name is computable by anyone (every process of a configuration must find it
+ * without talking to the others), so another local user can create it first: such a
+ * segment (not ours, or open to others) is refused with a reason that says so, and the
+ * process counts privately (ustatus_metrics_shared 0). */
+
 /* Connects this process to the segment of the configuration file at config_path (NULL:
  * built-in defaults, keyed by the empty path). Call once, before forking workers: a child
  * inherits the mapping. Returns 0 when the counters are shared; -1 with a reason in err
@@ -49,6 +59,20 @@ void us_metrics_redis_reconnect(void);
 
 /* A FastCGI worker process started serving. */
 void us_metrics_worker_started(void);
+
+/* The calling FastCGI worker process waits for a request (idle) or serves one (busy).
+ * The first call claims a slot for this process in the block in use (again after a fork
+ * or us_metrics_attach); more than 1024 live workers sharing a segment are not all
+ * counted. Costs one relaxed atomic store once the slot is held; never fails. */
+void us_metrics_worker_idle(void);
+void us_metrics_worker_busy(void);
+
+/* The worker process leaves: its slot is freed. (One that dies without calling this stops
+ * counting when its pid is gone.) */
+void us_metrics_worker_exit(void);
+
+/* Counts the live worker slots of the block in use, by state. */
+void us_metrics_workers(unsigned *busy, unsigned *idle);
 
 /* Appends the Prometheus text exposition (format 0.0.4) of every counter to out. */
 void us_metrics_render(us_buf *out);

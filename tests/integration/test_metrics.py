@@ -182,6 +182,48 @@ class PoolOfFour(unittest.TestCase):
         self.assertFalse(os.path.exists(shm), "the pool removes its segment at a clean exit")
 
 
+class WorkerGauges(unittest.TestCase):
+    def test_busy_and_idle_while_requests_are_held(self):
+        """Redis stopped (SIGSTOP): two requests stay in two workers; the scrape is a
+        third busy worker; the fourth is idle. Then Redis goes on and they are idle."""
+        conf = new_conf()
+        pool = s.Pool(conf, workers=4).start()
+
+        def gauges():
+            m = s.parse_metrics(pool.request("/metrics", method="GET").body.decode())
+            return (s.metric(m, "ustatus_workers", state="busy"),
+                    s.metric(m, "ustatus_workers", state="idle"))
+
+        try:
+            s.wait_until(lambda: gauges() == (1, 3), 10, "4 workers up: the scrape busy, 3 idle")
+            REDIS.proc.send_signal(signal.SIGSTOP)
+            try:
+                held = threading.Thread(target=lambda: in_parallel(
+                    lambda i: pool.request("/api/get_user_status", {"users": [f"g{i}"]}, AUTH),
+                    2))
+                held.start()
+                s.wait_until(lambda: gauges() == (3, 1), 10, "2 held + the scrape busy, 1 idle")
+            finally:
+                REDIS.proc.send_signal(signal.SIGCONT)
+            held.join(30)
+            s.wait_until(lambda: gauges() == (1, 3), 10, "the held requests answered")
+            # a worker killed with -9 stops counting at once; its replacement counts
+            victim = pool.workers()[0]
+            os.kill(victim, signal.SIGKILL)
+            s.wait_until(lambda: len(pool.workers()) == 4 and victim not in pool.workers(), 10,
+                         "the replacement")
+            s.wait_until(lambda: gauges() == (1, 3), 10, "4 workers counted again")
+        finally:
+            pool.stop()
+
+    def test_build_info(self):
+        version = h.run_bin("--version").stdout.split()[1]
+        r = h.cgi(new_conf(), method="GET", path="/metrics")
+        m = check_exposition(self, r.body.decode())
+        self.assertEqual(s.metric(m, "ustatus_build_info", version=version), 1)
+        self.assertIn("# TYPE ustatus_build_info gauge", r.body.decode())
+
+
 class LighttpdMaxProcs(unittest.TestCase):
     def test_counters_sum_over_lighttpd_processes(self):
         conf = new_conf()
@@ -246,6 +288,36 @@ class CgiProcesses(unittest.TestCase):
             self.assertEqual(os.stat(shm).st_size, 0, "left untouched")
         finally:
             os.unlink(shm)
+
+    def test_a_pool_refuses_a_planted_segment_and_still_sums_its_workers(self):
+        """Another local user created the segment's name first: the pool says so in its
+        log (log.file here) and its workers count together in a private mapping."""
+        conf = new_conf()
+        log = os.path.join(os.path.dirname(conf), "ustatus.log")
+        with open(conf, "a") as f:
+            f.write(f'log {{ file = "{log}" }}\n')
+        shm = s.metrics_shm_path(conf)
+        fd = os.open(shm, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        os.fchown(fd, 65534, 65534)
+        os.close(fd)
+        pool = s.Pool(conf, workers=2).start()
+        try:
+            one_each(lambda i: pool.request("/api/get_user_status", {"users": [f"p{i}"]}, AUTH),
+                     2)
+            m = s.parse_metrics(pool.request("/metrics", method="GET").body.decode())
+            self.assertEqual(s.metric(m, "ustatus_api_commands_total", method="get_user_status"),
+                             2, "both workers' requests, summed")
+            self.assertEqual(s.metric(m, "ustatus_metrics_shared"), 0)
+            with open(log) as f:
+                text = f.read()
+            self.assertIn(f"warn: metrics: {shm} belongs to uid 65534, not to uid "
+                          f"{os.geteuid()} that runs ustatus (another local user created it "
+                          f"first?): not used", text)
+            self.assertEqual(os.stat(shm).st_size, 0, "left untouched")
+        finally:
+            pool.stop()
+        self.assertEqual(os.stat(shm).st_uid, 65534, "not ours to remove at exit either")
+        os.unlink(shm)
 
 
 class RedisCounters(unittest.TestCase):

@@ -4,12 +4,16 @@
  * keeps what was counted before. (Check runs each test in a fresh fork, so each one
  * starts from zero.) */
 #include <check.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h" /* PACKAGE_VERSION */
 #include "fixtures.h"
 #include "ustatus/buf.h"
 #include "ustatus/metrics.h"
@@ -122,7 +126,8 @@ START_TEST(test_every_family_has_help_and_type)
         "ustatus_api_commands_total",           "ustatus_api_command_errors_total",
         "ustatus_api_command_duration_seconds", "ustatus_http_responses_total",
         "ustatus_redis_errors_total",           "ustatus_redis_reconnects_total",
-        "ustatus_worker_starts_total",          "ustatus_metrics_shared"};
+        "ustatus_worker_starts_total",          "ustatus_metrics_shared",
+        "ustatus_workers",                      "ustatus_build_info"};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         char help[128], type[128];
         snprintf(help, sizeof help, "# HELP %s ", families[i]);
@@ -160,6 +165,162 @@ START_TEST(test_attach_keeps_earlier_counts_and_is_private)
 }
 END_TEST
 
+START_TEST(test_build_info)
+{
+    char *t = render();
+    char want[128];
+    snprintf(want, sizeof want, "ustatus_build_info{version=\"%s\"} 1", PACKAGE_VERSION);
+    assert_line(t, want);
+    free(t);
+}
+END_TEST
+
+/* The gauges count this process's own state... */
+START_TEST(test_worker_gauges_of_this_process)
+{
+    char *t = render();
+    assert_line(t, "ustatus_workers{state=\"busy\"} 0");
+    assert_line(t, "ustatus_workers{state=\"idle\"} 0");
+    free(t);
+    us_metrics_worker_idle();
+    t = render();
+    assert_line(t, "ustatus_workers{state=\"busy\"} 0");
+    assert_line(t, "ustatus_workers{state=\"idle\"} 1");
+    free(t);
+    us_metrics_worker_busy();
+    us_metrics_worker_busy();
+    t = render();
+    assert_line(t, "ustatus_workers{state=\"busy\"} 1");
+    assert_line(t, "ustatus_workers{state=\"idle\"} 0");
+    free(t);
+    us_metrics_worker_exit();
+    t = render();
+    assert_line(t, "ustatus_workers{state=\"busy\"} 0");
+    assert_line(t, "ustatus_workers{state=\"idle\"} 0");
+    free(t);
+}
+END_TEST
+
+/* ...and of every process sharing the segment; one killed with -9 stops counting at once,
+ * and its slot is taken again. */
+START_TEST(test_worker_gauges_over_processes)
+{
+    char path[64], err[256];
+    us_test_write_temp("", "", path, sizeof path);
+    us_metrics_unlink(path);
+    ck_assert_int_eq(us_metrics_attach(path, err, sizeof err), 0);
+    us_metrics_worker_idle();
+    pid_t kids[3];
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        kids[i] = fork();
+        ck_assert_int_ge(kids[i], 0);
+        if (kids[i] == 0) {
+            if (i < 2)
+                us_metrics_worker_busy();
+            else
+                us_metrics_worker_idle();
+            char c = 'x';
+            if (write(p[1], &c, 1) != 1)
+                _exit(1);
+            pause();
+            _exit(0);
+        }
+        char c;
+        ck_assert_int_eq((int)read(p[0], &c, 1), 1);
+        close(p[0]);
+        close(p[1]);
+    }
+    unsigned busy, idle;
+    us_metrics_workers(&busy, &idle);
+    ck_assert_uint_eq(busy, 2);
+    ck_assert_uint_eq(idle, 2);
+    kill(kids[0], SIGKILL);
+    waitpid(kids[0], NULL, 0);
+    us_metrics_workers(&busy, &idle);
+    ck_assert_uint_eq(busy, 1);
+    ck_assert_uint_eq(idle, 2);
+    /* a new process reuses the dead one's slot: still counted once */
+    pid_t again = fork();
+    ck_assert_int_ge(again, 0);
+    if (again == 0) {
+        us_metrics_worker_busy();
+        unsigned b, i;
+        us_metrics_workers(&b, &i);
+        _exit(b == 2 && i == 2 ? 0 : 1);
+    }
+    int st;
+    waitpid(again, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the new process counted wrong");
+    for (int i = 1; i < 3; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    us_metrics_workers(&busy, &idle);
+    ck_assert_uint_eq(busy, 0);
+    ck_assert_uint_eq(idle, 1);
+    us_metrics_unlink(path);
+    unlink(path);
+}
+END_TEST
+
+/* A segment of our own that others can read or write is refused, with the reason. (A
+ * segment of another user: test_metrics.py, which runs as root to plant one.) */
+START_TEST(test_segment_open_to_others_is_refused)
+{
+    char path[64], name[128], shm[160], err[256];
+    us_test_write_temp("", "", path, sizeof path);
+    us_metrics_shm_name(path, name, sizeof name);
+    snprintf(shm, sizeof shm, "/dev/shm%s", name);
+    us_metrics_unlink(path);
+    int fd = open(shm, O_CREAT | O_EXCL | O_RDWR, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fchmod(fd, 0644), 0);
+    close(fd);
+    us_metrics_command("get_user_status", 0, 1);
+    ck_assert_int_eq(us_metrics_attach(path, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "open to other users (mode 0644)") && strstr(err, shm), "%s", err);
+    /* still counting, privately */
+    us_metrics_command("get_user_status", 0, 1);
+    char *t = render();
+    assert_line(t, "ustatus_api_commands_total{method=\"get_user_status\"} 2");
+    assert_line(t, "ustatus_metrics_shared 0");
+    free(t);
+    struct stat st;
+    ck_assert_int_eq(stat(shm, &st), 0);
+    ck_assert_int_eq(st.st_size, 0); /* left untouched */
+    unlink(shm);
+    unlink(path);
+}
+END_TEST
+
+/* A segment of an older build (one page, the fields it knew) is grown, not refused. */
+START_TEST(test_older_smaller_segment_is_grown)
+{
+    char path[64], name[128], shm[160], err[256];
+    us_test_write_temp("", "", path, sizeof path);
+    us_metrics_shm_name(path, name, sizeof name);
+    snprintf(shm, sizeof shm, "/dev/shm%s", name);
+    us_metrics_unlink(path);
+    int fd = open(shm, O_CREAT | O_EXCL | O_RDWR, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 4096), 0);
+    close(fd);
+    ck_assert_int_eq(us_metrics_attach(path, err, sizeof err), 0);
+    us_metrics_worker_busy();
+    struct stat st;
+    ck_assert_int_eq(stat(shm, &st), 0);
+    ck_assert_int_gt(st.st_size, 4096);
+    char *t = render();
+    assert_line(t, "ustatus_workers{state=\"busy\"} 1");
+    assert_line(t, "ustatus_metrics_shared 1");
+    free(t);
+    us_metrics_unlink(path);
+    unlink(path);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -169,9 +330,14 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_errors_by_name_and_fallbacks);
     tcase_add_test(tc, test_responses_and_process_counters);
     tcase_add_test(tc, test_every_family_has_help_and_type);
+    tcase_add_test(tc, test_build_info);
+    tcase_add_test(tc, test_worker_gauges_of_this_process);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_add_test(tc, test_attach_keeps_earlier_counts_and_is_private);
+    tcase_add_test(tc, test_worker_gauges_over_processes);
+    tcase_add_test(tc, test_segment_open_to_others_is_refused);
+    tcase_add_test(tc, test_older_smaller_segment_is_grown);
     suite_add_tcase(s, tc);
     return s;
 }
