@@ -6,7 +6,8 @@
 # writes /etc/ustatus/ustatus.conf with a fresh API key the first time, and prints a
 # ready curl line.
 #
-# Usage: deploy/quickstart.sh [start|stop|status]      (as root, or with sudo)
+# Usage: deploy/quickstart.sh [start|stop|status]
+#   as root (a root shell needs no sudo), or as a user: sudo deploy/quickstart.sh
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,10 @@ LIB=/var/lib/ustatus
 LOG=/var/log/ustatus
 
 if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "quickstart: run it as root (it installs packages and writes /etc/ustatus)" >&2
+        exit 1
+    fi
     exec sudo "$0" "$@"
 fi
 
@@ -63,7 +68,8 @@ start() {
     # Out of the source tree, beside tests/run-all's _build/check.
     mkdir -p "$TOP/_build/release"
     cd "$TOP/_build/release"
-    [ -f Makefile ] || "$TOP/configure" --prefix=/usr/local
+    # --sysconfdir=/etc: the default configuration is /etc/ustatus/ustatus.conf.
+    [ -f Makefile ] || "$TOP/configure" --prefix=/usr/local --sysconfdir=/etc
     make -j"$(nproc)"
     make install
 
@@ -81,7 +87,7 @@ start() {
     # The key is a secret: readable by root and the web server's group only.
     chown root:www-data "$ETC/ustatus.conf"
     chmod 640 "$ETC/ustatus.conf"
-    /usr/local/bin/ustatus-fcgi -c "$ETC/ustatus.conf" --check-config
+    /usr/local/sbin/ustatus-fcgi -c "$ETC/ustatus.conf" --check-config
 
     stop
     # A private Redis, on loopback, as the redis user, without persistence to disk.
@@ -90,8 +96,8 @@ start() {
         --pidfile "$LIB/redis/redis.pid" --logfile "$LIB/redis/redis.log"
     sed -e "s|server.port = 8000|server.port = $HTTP_PORT|" \
         "$HERE/lighttpd/lighttpd.conf" > "$ETC/lighttpd.conf"
-    touch "$LOG/lighttpd-error.log"
-    chown www-data:www-data "$LOG/lighttpd-error.log"
+    touch "$LOG/lighttpd-error.log" "$LOG/lighttpd-ustatus.log"
+    chown www-data:www-data "$LOG/lighttpd-error.log" "$LOG/lighttpd-ustatus.log"
     lighttpd -f "$ETC/lighttpd.conf"
     wait_port "$HTTP_PORT"
 
@@ -99,7 +105,8 @@ start() {
     cat <<MSG
 
 ustatus is running on http://localhost:$HTTP_PORT/api (Redis on 127.0.0.1:$REDIS_PORT).
-Configuration: $ETC/ustatus.conf   Logs: $LOG/   Stop: $0 stop
+Configuration: $ETC/ustatus.conf (after a change: $0 stop && $0)
+Logs: $LOG/lighttpd-ustatus.log (ustatus), $LOG/lighttpd-error.log   Stop: $0 stop
 
 curl --header "Content-Type: application/json" --header "X-API-Key: $key" \\
   --request POST --data '{"users": ["42"]}' http://localhost:$HTTP_PORT/api/update_user_status

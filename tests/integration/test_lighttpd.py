@@ -27,7 +27,7 @@ def setUpModule():
     CONF = h.write_config(TMP, conf)
     with open(os.path.join(h.SRCDIR, "deploy", "lighttpd", "lighttpd.conf")) as f:
         web = f.read()
-    web = (web.replace("/usr/local/bin/ustatus-fcgi", h.BIN)
+    web = (web.replace("/usr/local/sbin/ustatus-fcgi", h.BIN)
               .replace("/etc/ustatus/ustatus.conf", CONF)
               .replace("/run/ustatus", TMP)
               .replace("/var/log/ustatus", TMP)
@@ -45,7 +45,7 @@ def setUpModule():
         web = re.sub(r"^server\.(user|group)name.*$", "", web, flags=re.M)
     path = h.write_config(TMP, web, "lighttpd.conf")
     # lighttpd's error log, and the spawned processes' stderr (server.breakagelog)
-    h.watch_log(os.path.join(TMP, "lighttpd-error.log"), os.path.join(TMP, "ustatus.log"))
+    h.watch_log(os.path.join(TMP, "lighttpd-error.log"), os.path.join(TMP, "lighttpd-ustatus.log"))
     LIGHTTPD = h.start_process([h.which("lighttpd"), "-D", "-f", path],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     h.wait_port(PORT, proc=LIGHTTPD)

@@ -4,16 +4,19 @@ loopback from the shipped deploy/ files (paths and ports substituted):
   - Apache 2.4 + mod_fcgid spawning ustatus-fcgi   (deploy/apache/ustatus.conf)
   - lighttpd spawning ustatus-fcgi                 (deploy/lighttpd/lighttpd.conf)
   - lighttpd + the ustatus pool on a unix socket   (deploy/lighttpd/lighttpd-pool.conf,
-                                                    the pool's ExecStart from deploy/systemd)
+                                                    the pool of deploy/systemd's units,
+                                                    socket-activated as systemd would)
   - nginx + the ustatus pool on a unix socket      (deploy/nginx/ustatus.conf, same pool)
   - nginx + spawn-fcgi                             (deploy/spawn-fcgi/ustatus-spawn-fcgi.service)
 
 Each one: update / get / delete, an error reply, the three ways to pass the key, a 401,
-/health and /metrics reachable from 127.0.0.1 and refused from 127.0.0.2, and no ustatus
-process running as root.
+/health and /metrics reachable from 127.0.0.1 and refused from 127.0.0.2, no ustatus
+process running as root, and ustatus's log lines in the place the README names for that
+deployment (a request against a Redis that is down logs "cannot connect").
 """
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +27,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
 import servers as s  # noqa: E402
+import units  # noqa: E402
+
+# The shipped files name the installed binary /usr/local/sbin/ustatus-fcgi (a daemon, in
+# $(sbindir)); the units name @sbindir@/@sysconfdir@, substituted by make install.
+_deploy_paths = s.deploy_paths
+
+
+def deploy_paths(conf, run_dir, log_dir=None, bin_path=None):
+    m = {"/usr/local/sbin/ustatus-fcgi": bin_path or h.BIN,
+         "@sbindir@/ustatus-fcgi": bin_path or h.BIN,
+         "@sysconfdir@/ustatus/ustatus.conf": conf}
+    m.update(_deploy_paths(conf, run_dir, log_dir, bin_path))
+    return m
+
+
+s.deploy_paths = deploy_paths  # servers.Apache and servers.SpawnFcgi use it too
 
 KEY = "web-key-51c0a7"
 TOKEN_SECRET = "web-token-secret-9e2b"
@@ -36,7 +55,7 @@ def hs256_token(sub):
 
 
 def setUpModule():
-    global REDIS, TMP, CONF
+    global REDIS, TMP, CONF, DEAD_CONF
     REDIS = h.Redis().start()
     TMP = s.make_shared_dir("ustatus-web-")
     CONF = h.write_config(TMP, f"""
@@ -50,6 +69,13 @@ user_status {{
 """)
     # The web servers' users (www-data, nobody) read it; a test key is no secret.
     os.chmod(CONF, 0o644)
+    # The same behind a Redis that is down: every request logs "cannot connect".
+    dead = h.free_port()
+    DEAD_CONF = h.write_config(TMP, f"""
+http_api {{ key = "{KEY}" }}
+user_status {{ redis {{ address = "127.0.0.1:{dead}" connect_timeout = "200ms" }} }}
+""", "dead.conf")
+    os.chmod(DEAD_CONF, 0o644)
 
 
 def tearDownModule():
@@ -57,7 +83,26 @@ def tearDownModule():
         h.tear_down_module(REDIS, dirs=[REDIS.dir])
     finally:
         s.unlink_metrics(CONF)
+        s.unlink_metrics(DEAD_CONF)
         shutil.rmtree(TMP, ignore_errors=True)
+
+
+CANNOT_CONNECT = re.compile(r"^.*redis 127\.0\.0\.1:\d+: cannot connect.*$", re.M)
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+def request_dead_redis(port):
+    """One API call through a deployment running DEAD_CONF: error 100, and a log line."""
+    r = h.http(port, "POST", "/api/get_user_status", {"users": ["1"]}, {"X-API-Key": KEY})
+    assert (r.status, r.json()["error"]["code"]) == (200, 100), r
+
+
+def wait_line(path, pattern=CANNOT_CONNECT, timeout=10):
+    """The first line of `path` matching `pattern`, waiting for it to be written."""
+    def find():
+        m = pattern.search(h.read_logs(os.path.dirname(path), os.path.basename(path)))
+        return m.group(0) if m else None
+    return s.wait_until(find, timeout, f"{pattern.pattern!r} in {path}")
 
 
 class Smoke:
@@ -184,100 +229,145 @@ class ApacheFcgid(Smoke, unittest.TestCase):
                     p = int(f.read().rsplit(")", 1)[1].split()[1])
             self.assertIn(p, apache_tree, f"{pid} is not in Apache's process tree: {chain}")
 
+    def test_log_lines_in_apaches_main_error_log(self):
+        # The README (and deploy/apache/ustatus.conf): mod_fcgid's processes write to
+        # Apache's main ErrorLog (/var/log/apache2/error.log), not the virtual host's.
+        web = s.Apache(DEAD_CONF).start()
+        try:
+            request_dead_redis(web.port)
+            wait_line(os.path.join(web.dir, "error.log"))
+            self.assertIsNone(CANNOT_CONNECT.search(h.read_logs(web.dir, "ustatus-error.log")))
+        finally:
+            web.stop()
+            s.wait_until(lambda: not s.processes_with(DEAD_CONF), 10, "mod_fcgid's processes to exit")
+
+
+def start_lighttpd_spawned(conf):
+    """deploy/lighttpd/lighttpd.conf with the test's paths: (directory, port, process)."""
+    d = s.make_shared_dir("ustatus-lighttpd-spawn-")
+    port = h.free_port()
+    with open(os.path.join(s.DEPLOY, "lighttpd", "lighttpd.conf")) as f:
+        web = f.read()
+    web = (s.substitute(web, s.deploy_paths(conf, d))
+           .replace("/var/empty", d)
+           .replace("server.port = 8000", f"server.port = {port}"))
+    if s.AS_ROOT:
+        os.chmod(d, 0o1777)  # lighttpd creates its sockets as www-data
+        for name in ("lighttpd-error.log", "lighttpd-ustatus.log"):
+            open(os.path.join(d, name), "a").close()
+            shutil.chown(os.path.join(d, name), "www-data", "www-data")
+    else:
+        web = re.sub(r"^server\.(user|group)name.*$", "", web, flags=re.M)
+    path = h.write_config(d, web, "lighttpd.conf")
+    h.watch_log(*[os.path.join(d, n) for n in ("lighttpd-error.log", "lighttpd-ustatus.log")])
+    proc = h.start_process([h.which("lighttpd"), "-D", "-f", path],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h.wait_port(port, proc=proc)
+    return d, port, proc
+
+
+def stop_lighttpd_spawned(d, proc, conf):
+    h.stop_process(proc)
+    s.wait_until(lambda: not s.processes_with(conf), 10, "lighttpd's processes to exit")
+    h.scan_logs(*[os.path.join(d, n) for n in ("lighttpd-error.log", "lighttpd-ustatus.log")])
+    shutil.rmtree(d, ignore_errors=True)
+
 
 class LighttpdSpawned(Smoke, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = s.make_shared_dir("ustatus-lighttpd-spawn-")
-        cls.port = h.free_port()
-        with open(os.path.join(s.DEPLOY, "lighttpd", "lighttpd.conf")) as f:
-            web = f.read()
-        web = (s.substitute(web, s.deploy_paths(CONF, cls.dir))
-               .replace("/var/empty", cls.dir)
-               .replace("server.port = 8000", f"server.port = {cls.port}"))
-        if s.AS_ROOT:
-            os.chmod(cls.dir, 0o1777)  # lighttpd creates its sockets as www-data
-            for name in ("lighttpd-error.log", "ustatus.log"):
-                open(os.path.join(cls.dir, name), "a").close()
-                shutil.chown(os.path.join(cls.dir, name), "www-data", "www-data")
-        else:
-            web = re.sub(r"^server\.(user|group)name.*$", "", web, flags=re.M)
-        path = h.write_config(cls.dir, web, "lighttpd.conf")
-        cls.logs = [os.path.join(cls.dir, n) for n in ("lighttpd-error.log", "ustatus.log")]
-        h.watch_log(*cls.logs)
-        cls.proc = h.start_process([h.which("lighttpd"), "-D", "-f", path],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        h.wait_port(cls.port, proc=cls.proc)
+        cls.dir, cls.port, cls.proc = start_lighttpd_spawned(CONF)
 
     @classmethod
     def tearDownClass(cls):
-        h.stop_process(cls.proc)
-        s.wait_until(lambda: not s.processes_with(CONF), 10, "lighttpd's processes to exit")
-        h.scan_logs(*cls.logs)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        stop_lighttpd_spawned(cls.dir, cls.proc, CONF)
+
+    def test_log_lines_in_the_breakage_log(self):
+        # The README: lighttpd gives the processes it spawns server.breakagelog as stderr,
+        # /var/log/ustatus/lighttpd-ustatus.log; lighttpd's own error log stays its own.
+        d, port, proc = start_lighttpd_spawned(DEAD_CONF)
+        try:
+            request_dead_redis(port)
+            wait_line(os.path.join(d, "lighttpd-ustatus.log"))
+            self.assertIsNone(CANNOT_CONNECT.search(h.read_logs(d, "lighttpd-error.log")))
+        finally:
+            stop_lighttpd_spawned(d, proc, DEAD_CONF)
 
 
-def pool_from_unit(run_dir):
-    """The pool exactly as deploy/systemd/ustatus.service starts it, but for the paths and
-    for the service user: systemd would start it as User=ustatus; here root starts it and
-    it drops to nobody itself (the same socket owner and mode the unit asks for)."""
-    argv = s.unit_exec_start(os.path.join(s.DEPLOY, "systemd", "ustatus.service"))
-    argv = [s.substitute(a, s.deploy_paths(CONF, run_dir)) for a in argv]
-    i = argv.index("--socket-owner")
-    if s.AS_ROOT:
-        argv[i + 1] = argv[i + 1].replace("ustatus:", "nobody:")
-        argv += ["--user", "nobody", "--group", "nogroup", "--workers", "2"]
-    else:
-        del argv[i:i + 2]
-        argv += ["--workers", "2"]
-    argv[0] = h.BIN
-    return argv
+class PoolService(units.SocketActivatedService):
+    """The pool of deploy/systemd/ustatus.socket + ustatus.service.in, socket-activated
+    as systemd would start it, with the test's paths. systemd would run it as
+    User=ustatus with SupplementaryGroups=www-data; here, as root, setpriv makes it
+    nobody:nogroup with www-data; not as root, it stays our user. Its stderr is a file
+    standing for the journal (JOURNAL_STREAM names it, as systemd does)."""
 
+    def __init__(self, run_dir, conf=None):
+        conf = conf or CONF
+        subst = {"@sbindir@/ustatus-fcgi": h.BIN,
+                 "@sysconfdir@/ustatus/ustatus.conf": conf,
+                 "/run/ustatus": run_dir}
+        super().__init__(os.path.join(s.DEPLOY, "systemd", "ustatus.service.in"),
+                         os.path.join(s.DEPLOY, "systemd", "ustatus.socket"), run_dir,
+                         subst, user="nobody" if s.AS_ROOT else None,
+                         group="nogroup" if s.AS_ROOT else None,
+                         groups=["www-data"] if s.AS_ROOT else [],
+                         extra_args=["--workers", "2"],
+                         log_path=os.path.join(run_dir, "journal.log"))
+        self.socket = self.address
+        open(self.log_path, "a").close()
+        st = os.stat(self.log_path)
+        self.env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
 
-class PoolProcess:
-    """A pool started from the unit's command line; stderr kept for the checks."""
-
-    def __init__(self, run_dir):
-        self.run_dir = run_dir
-        self.socket = os.path.join(run_dir, "ustatus-fcgi.sock")
-        self.log_path = os.path.join(run_dir, "pool.log")
-
-    def start(self):
-        h.watch_log(self.log_path)
-        self.log = open(self.log_path, "ab")
-        self.proc = h.start_process(pool_from_unit(self.run_dir), stdout=subprocess.DEVNULL,
-                                    stderr=self.log)
+    def start(self, trigger=True):
+        super().start(trigger)
         s.wait_until(lambda: len(h.child_pids(self.proc.pid)) == 2, 10, "the pool's workers")
         return self
-
-    def stop(self):
-        h.stop_process(self.proc)
-        self.log.close()
-        h.scan_logs(self.log_path)
 
 
 class PoolChecks:
     def test_socket_owner_and_mode(self):
+        # ustatus.socket: SocketGroup=www-data, SocketMode=0660.
         st = os.stat(self.pool.socket)
         self.assertEqual(st.st_mode & 0o777, 0o660)
         if s.AS_ROOT:
             import grp
-            import pwd
-            self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "nobody")
             self.assertEqual(grp.getgrgid(st.st_gid).gr_name, "www-data")
 
-    def test_pid_file(self):
-        with open(os.path.join(self.pool.run_dir, "ustatus-fcgi.pid")) as f:
-            self.assertEqual(int(f.read()), self.pool.proc.pid)
+    def test_socket_activated_and_ready(self):
+        # The pool serves the socket systemd-socket-activate bound (fd 3), binds none of
+        # its own, and said READY=1 once its workers served.
+        self.assertIn("READY=1", self.pool.notify.lines())
+        self.assertIn(f"MAINPID={self.pool.proc.pid}", self.pool.notify.lines())
+        fd3 = os.readlink(f"/proc/{self.pool.proc.pid}/fd/3")
+        self.assertTrue(fd3.startswith("socket:"), fd3)
+
+    def test_log_lines_in_the_journal(self):
+        # The README: the pool's lines go to its stderr, the journal under systemd
+        # (journalctl -u ustatus), with the priority prefix journald reads.
+        run_dir = s.make_shared_dir("ustatus-run-dead-")
+        pool = PoolService(run_dir, DEAD_CONF).start()
+        web = self.web_for(pool.socket).start()
+        try:
+            request_dead_redis(web.port)
+            line = wait_line(pool.log_path)
+            self.assertTrue(line.startswith("<3>"), line)
+            self.assertIsNone(CANNOT_CONNECT.search(web.error_log() if hasattr(web, "error_log")
+                                                    else ""))
+        finally:
+            web.stop()
+            pool.stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 class NginxPool(Smoke, PoolChecks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.run_dir = s.make_shared_dir("ustatus-run-")
-        cls.pool = PoolProcess(cls.run_dir).start()
+        cls.pool = PoolService(cls.run_dir).start()
         cls.web = s.Nginx(cls.pool.socket).start()
         cls.port = cls.web.port
+
+    web_for = s.Nginx
 
     @classmethod
     def tearDownClass(cls):
@@ -286,27 +376,34 @@ class NginxPool(Smoke, PoolChecks, unittest.TestCase):
         shutil.rmtree(cls.run_dir, ignore_errors=True)
 
     def test_nginx_without_socket_permission_gets_502(self):
-        # The fact the socket options exist for: a socket nginx's workers may not open.
+        # What SocketGroup=/SocketMode= are for: a socket nginx's workers may not open.
+        # A fresh nginx, whose workers hold no kept-alive connection to the pool yet.
         if not s.AS_ROOT:
             self.skipTest("needs root: nginx's workers must run as another user")
         os.chmod(self.pool.socket, 0o600)
+        web = s.Nginx(self.pool.socket).start()
         try:
-            r = h.http(self.port, "POST", "/api/get_user_status", {"users": ["1"]},
+            r = h.http(web.port, "POST", "/api/get_user_status", {"users": ["1"]},
                        {"X-API-Key": KEY})
             self.assertEqual(r.status, 502)
+            os.chmod(self.pool.socket, 0o660)
+            r = h.http(web.port, "POST", "/api/get_user_status", {"users": ["1"]},
+                       {"X-API-Key": KEY})
+            self.assertEqual(r.status, 200)
         finally:
             os.chmod(self.pool.socket, 0o660)
-        r = h.http(self.port, "POST", "/api/get_user_status", {"users": ["1"]}, {"X-API-Key": KEY})
-        self.assertEqual(r.status, 200)
+            web.stop()
 
 
 class LighttpdPool(Smoke, PoolChecks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.run_dir = s.make_shared_dir("ustatus-run-")
-        cls.pool = PoolProcess(cls.run_dir).start()
+        cls.pool = PoolService(cls.run_dir).start()
         cls.web = s.LighttpdPool(cls.pool.socket).start()
         cls.port = cls.web.port
+
+    web_for = s.LighttpdPool
 
     @classmethod
     def tearDownClass(cls):
@@ -321,11 +418,42 @@ class LighttpdPool(Smoke, PoolChecks, unittest.TestCase):
                          sorted([self.pool.proc.pid] + h.child_pids(self.pool.proc.pid)))
 
 
+class SpawnFcgiUnit(s.SpawnFcgi):
+    """servers.SpawnFcgi with the unit's Environment= too (USTATUS_LOG_FILE: spawn-fcgi
+    points the processes' stderr at /dev/null, so the unit sends their lines to a file).
+    The run directory stands for /var/log/ustatus as well; the processes (nobody when we
+    are root) may write there."""
+
+    UNIT = os.path.join(s.DEPLOY, "spawn-fcgi", "ustatus-spawn-fcgi.service")
+
+    def unit_env(self):
+        env = {}
+        paths = s.deploy_paths(self.config_path, self.run_dir)
+        for value in units.parse_unit(self.UNIT, paths).get("Environment", []):
+            for assignment in shlex.split(value):
+                k, _, v = assignment.partition("=")
+                env[k] = v
+        return env
+
+    def start(self, count=None):
+        os.chmod(self.run_dir, 0o1777)
+        saved = {k: os.environ.get(k) for k in self.unit_env()}
+        os.environ.update(self.unit_env())  # spawn-fcgi passes its environment on
+        try:
+            return super().start(count)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
 class NginxSpawnFcgi(Smoke, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.run_dir = s.make_shared_dir("ustatus-run-")
-        cls.spawner = s.SpawnFcgi(CONF, cls.run_dir).start()
+        cls.spawner = SpawnFcgiUnit(CONF, cls.run_dir).start()
         cls.web = s.Nginx(cls.spawner.socket_path).start()
         cls.port = cls.web.port
 
@@ -348,7 +476,7 @@ class NginxSpawnFcgi(Smoke, unittest.TestCase):
         with open(CONF) as f:
             conf2 = h.write_config(run_dir, f.read())
         os.chmod(conf2, 0o644)
-        sp = s.SpawnFcgi(conf2, run_dir).start()
+        sp = SpawnFcgiUnit(conf2, run_dir).start()
         try:
             pids = s.processes_with(conf2)
             self.assertEqual(len(pids), 4)
@@ -358,6 +486,24 @@ class NginxSpawnFcgi(Smoke, unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 2.0, "idle processes exit at once on SIGTERM")
         s.unlink_metrics(conf2)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+    def test_log_lines_in_log_file(self):
+        # The README: under spawn-fcgi (stderr /dev/null) the unit sets log.file
+        # (USTATUS_LOG_FILE=/var/log/ustatus/ustatus.log): timestamped lines there.
+        env = SpawnFcgiUnit(CONF, self.run_dir).unit_env()
+        self.assertEqual(env.get("USTATUS_LOG_FILE"), os.path.join(self.run_dir, "ustatus.log"))
+        run_dir = s.make_shared_dir("ustatus-run-dead-")
+        sp = SpawnFcgiUnit(DEAD_CONF, run_dir).start()
+        web = s.Nginx(sp.socket_path).start()
+        try:
+            request_dead_redis(web.port)
+            line = wait_line(os.path.join(run_dir, "ustatus.log"))
+            self.assertRegex(line, TIMESTAMP)
+            self.assertIsNone(CANNOT_CONNECT.search(web.error_log()))
+        finally:
+            web.stop()
+            sp.stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
