@@ -1,6 +1,10 @@
-/* User status semantics on top of a topology (SPEC §2): key layout, the max-merging
- * update script run with EVALSHA (reloaded on NOSCRIPT), expiry extended on every write,
- * and all the Redis work of one request sent as one pipeline per node. */
+/* User status semantics on top of a topology (SPEC §2): one string per user,
+ * "v2:<active>:<online>[:<state>]" under <prefix>.user_status.<user> (README, "Data in
+ * Redis"), read with one MGET per node (one GET per key on a Redis Cluster), written by
+ * the max-merging update script run with EVALSHA (reloaded on NOSCRIPT), expiry extended
+ * on every write, and all the Redis work of one request sent as one pipeline per node.
+ * Hashes written by 0.1.0 are read (up to two more round trips, only for users MGET did
+ * not find) and converted by the next write. */
 #ifndef USTATUS_STORE_H
 #define USTATUS_STORE_H
 

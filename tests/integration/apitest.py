@@ -69,10 +69,28 @@ def key_of(user, prefix="it"):
     return prefix.encode() + b".user_status." + user.encode()
 
 
+def assert_ttl(test, redis, key, seconds):
+    """key's expiry was just set to `seconds`: Redis rounds TTL to the nearest second, so
+    half a second after the write it reads one less, and a loaded machine may take that
+    long between the write and the check; two seconds of slack tell a fresh expiry from
+    any other the tests use (they differ by minutes or more)."""
+    ttl = int(redis.command("TTL", key))
+    test.assertTrue(seconds - 2 <= ttl <= seconds, f"TTL of {key!r}: {ttl}, expected {seconds}")
+
+
 def stored(redis, key):
-    """The hash at `key` as {field: str}, {} when there is no key."""
-    raw = redis.command("HGETALL", key)
-    return {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
+    """The status at `key` as {field: str}, {} when there is no key: the v2 string
+    "v2:<active>:<online>[:<state>]" (README, "Data in Redis"); fails on anything else."""
+    raw = redis.command("GET", key)
+    if raw is None:
+        return {}
+    assert raw.startswith(b"v2:"), raw
+    parts = raw[3:].split(b":", 2)
+    assert len(parts) in (2, 3) and all(p.isdigit() or p == b"" for p in parts[:2]), raw
+    out = {f: v.decode() for f, v in zip(("active", "online"), parts) if v}
+    if len(parts) == 3:
+        out["state"] = parts[2].decode()
+    return out
 
 
 def script_calls(redis):

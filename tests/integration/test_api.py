@@ -416,13 +416,13 @@ user_status {{ redis {{ address = "127.0.0.1:{REDIS.port}" }} }}
         r = h.cgi(path, path="/api/update_user_status", body={"users": ["j"]},
                   headers={"X-API-Key": "from-json"})
         self.assertEqual(r.body, b'{"result":{}}')
-        self.assertEqual(REDIS.command("TTL", key_of("j")), 86400)
+        at.assert_ttl(self, REDIS, key_of("j"), 86400)
         r = h.cgi(path, path="/api/update_user_status", body={"users": ["j"]},
                   headers={"X-API-Key": "from-env"},
                   env={"USTATUS_HTTP_API_KEY": "from-env",
                        "USTATUS_USER_STATUS_EXPIRE_INTERVAL": "2h"})
         self.assertEqual(r.body, b'{"result":{}}')
-        self.assertEqual(REDIS.command("TTL", key_of("j")), 7200)
+        at.assert_ttl(self, REDIS, key_of("j"), 7200)
 
     def test_key_never_logged(self):
         c = self.conf(name="log.conf")
