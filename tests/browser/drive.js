@@ -36,8 +36,12 @@ async function main() {
     page.on("response", async (resp) => {
       const u = new URL(resp.url());
       if (!u.pathname.startsWith("/client/")) return;
-      // The request's time, not the response's: under load replies may bunch up.
-      const t = sentAt.get(resp.request()) || Date.now() / 1000;
+      // The request's time, not the response's: under load replies may bunch up. The
+      // browser's own start time of the request, not when its event reached this process
+      // (events come late and unevenly on a loaded machine; a gap could look 80 ms short).
+      const timing = resp.request().timing();
+      const t = timing && timing.startTime > 0 ? timing.startTime / 1000
+                                               : sentAt.get(resp.request()) || Date.now() / 1000;
       const h = resp.headers();
       calls.push({ t, path: u.pathname, status: resp.status(),
                    acao: h["access-control-allow-origin"] || null, body: await resp.text() });
