@@ -167,7 +167,10 @@ class FdZero(unittest.TestCase):
             self.assertEqual(a[0].status, 200, a)
             self.assertIn(b'"statuses"', a[0].body)
             self.assertEqual(b[0].status, 404, b)
-            self.assertLessEqual(a[1], b[1], "the second request overtook the first")
+            # Both answers come within a millisecond once Redis runs again, and the two
+            # client threads note their times as the scheduler lets them: a little slack.
+            # An overtaking worker would have answered b while Redis stood still (above).
+            self.assertLessEqual(a[1], b[1] + 0.05, "the second request overtook the first")
         finally:
             w.stop()
 
