@@ -46,18 +46,8 @@ key_of = at.key_of
 
 
 def stored(key):
-    """The v2 string at `key` as {field: str} ({} when there is no key); fails on any
-    other type or form."""
-    raw = REDIS.command("GET", key)
-    if raw is None:
-        return {}
-    assert raw.startswith(b"v2:"), raw
-    parts = raw[3:].split(b":", 2)
-    assert len(parts) in (2, 3) and all(p.isdigit() or p == b"" for p in parts[:2]), raw
-    out = {f: v.decode() for f, v in zip(("active", "online"), parts) if v}
-    if len(parts) == 3:
-        out["state"] = parts[2].decode()
-    return out
+    """The v2 string at `key` as {field: str} ({} when there is no key)."""
+    return at.stored(REDIS, key)
 
 
 def pipeline(*commands):

@@ -19,6 +19,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
 #include "ustatus/buf.h"
 #include "ustatus/config.h"
 #include "ustatus/json.h"
@@ -117,6 +121,26 @@ static inline us_config *us_test_config(const char *fmt, ...)
     unlink(path);
     ck_assert_msg(c != NULL, "config rejected: %s", err);
     return c;
+}
+
+/* ---- keys ---- */
+
+/* A new key pair: EVP_PKEY_RSA with param = bits, or EVP_PKEY_EC with param = the curve's
+ * NID. Aborts on failure (a test cannot go on without it); the caller frees it. */
+static inline EVP_PKEY *us_test_gen_key(int type, int param)
+{
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(type, NULL);
+    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1)
+        abort();
+    if (type == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, param) != 1)
+        abort();
+    if (type == EVP_PKEY_EC && EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, param) != 1)
+        abort();
+    if (EVP_PKEY_keygen(ctx, &k) != 1)
+        abort();
+    EVP_PKEY_CTX_free(ctx);
+    return k;
 }
 
 /* ---- JSON ---- */

@@ -37,22 +37,6 @@ static EVP_PKEY *rsa_key, *rsa2_key, *p256_key, *p384_key, *p521_key, *k256_key;
 
 /* ---- keys, JWKs and tokens ---- */
 
-static EVP_PKEY *gen_key(int type, int param)
-{
-    EVP_PKEY *k = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(type, NULL);
-    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1)
-        abort();
-    if (type == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, param) != 1)
-        abort();
-    if (type == EVP_PKEY_EC && EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, param) != 1)
-        abort();
-    if (EVP_PKEY_keygen(ctx, &k) != 1)
-        abort();
-    EVP_PKEY_CTX_free(ctx);
-    return k;
-}
-
 /* The base64url of a big-number parameter, at width bytes (0 = its own length). */
 static void put_param(us_buf *out, EVP_PKEY *k, const char *name, int width)
 {
@@ -847,12 +831,12 @@ static Suite *jwks_suite(void)
 int main(void)
 {
     /* Generated once and inherited by every forked test. */
-    rsa_key = gen_key(EVP_PKEY_RSA, 2048);
-    rsa2_key = gen_key(EVP_PKEY_RSA, 2048);
-    p256_key = gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
-    p384_key = gen_key(EVP_PKEY_EC, NID_secp384r1);
-    p521_key = gen_key(EVP_PKEY_EC, NID_secp521r1);
-    k256_key = gen_key(EVP_PKEY_EC, NID_secp256k1);
+    rsa_key = us_test_gen_key(EVP_PKEY_RSA, 2048);
+    rsa2_key = us_test_gen_key(EVP_PKEY_RSA, 2048);
+    p256_key = us_test_gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
+    p384_key = us_test_gen_key(EVP_PKEY_EC, NID_secp384r1);
+    p521_key = us_test_gen_key(EVP_PKEY_EC, NID_secp521r1);
+    k256_key = us_test_gen_key(EVP_PKEY_EC, NID_secp256k1);
     int status = us_test_run(jwks_suite());
     EVP_PKEY *keys[] = {rsa_key, rsa2_key, p256_key, p384_key, p521_key, k256_key};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)

@@ -31,22 +31,6 @@ static char *rsa_pem, *rsa_cert_pem, *p256_pem, *p384_pem, *p521_pem, *k256_pem;
 
 /* ---- fixtures: keys and tokens ---- */
 
-static EVP_PKEY *gen_key(int type, int param)
-{
-    EVP_PKEY *k = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(type, NULL);
-    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1)
-        abort();
-    if (type == EVP_PKEY_RSA && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, param) != 1)
-        abort();
-    if (type == EVP_PKEY_EC && EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, param) != 1)
-        abort();
-    if (EVP_PKEY_keygen(ctx, &k) != 1)
-        abort();
-    EVP_PKEY_CTX_free(ctx);
-    return k;
-}
-
 static char *bio_text(BIO *bio)
 {
     char *data = NULL;
@@ -405,8 +389,8 @@ START_TEST(test_wrong_signature)
     us_jwt_verifier *v = verifier(&o);
     ck_assert_status(verify(v, hs_token("HS256", "secreT", "{\"sub\":\"1\"}")),
                      US_JWT_BAD_SIGNATURE);
-    EVP_PKEY *other_rsa = gen_key(EVP_PKEY_RSA, 2048);
-    EVP_PKEY *other_ec = gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
+    EVP_PKEY *other_rsa = us_test_gen_key(EVP_PKEY_RSA, 2048);
+    EVP_PKEY *other_ec = us_test_gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
     ck_assert_status(verify(v, pk_token("RS256", other_rsa, "{\"sub\":\"1\"}")),
                      US_JWT_BAD_SIGNATURE);
     ck_assert_status(verify(v, pk_token("ES256", other_ec, "{\"sub\":\"1\"}")),
@@ -1064,11 +1048,11 @@ static Suite *jwt_suite(void)
 int main(void)
 {
     /* Generated once and inherited by every forked test. */
-    rsa_key = gen_key(EVP_PKEY_RSA, 2048);
-    p256_key = gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
-    p384_key = gen_key(EVP_PKEY_EC, NID_secp384r1);
-    p521_key = gen_key(EVP_PKEY_EC, NID_secp521r1);
-    k256_key = gen_key(EVP_PKEY_EC, NID_secp256k1);
+    rsa_key = us_test_gen_key(EVP_PKEY_RSA, 2048);
+    p256_key = us_test_gen_key(EVP_PKEY_EC, NID_X9_62_prime256v1);
+    p384_key = us_test_gen_key(EVP_PKEY_EC, NID_secp384r1);
+    p521_key = us_test_gen_key(EVP_PKEY_EC, NID_secp521r1);
+    k256_key = us_test_gen_key(EVP_PKEY_EC, NID_secp256k1);
     rsa_pem = public_pem(rsa_key);
     rsa_cert_pem = cert_pem(rsa_key);
     p256_pem = public_pem(p256_key);
