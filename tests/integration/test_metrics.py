@@ -190,22 +190,34 @@ class WorkerGauges(unittest.TestCase):
         pool = s.Pool(conf, workers=4).start()
 
         def gauges():
-            m = s.parse_metrics(pool.request("/metrics", method="GET").body.decode())
+            # A scrape accepted by a worker just before it began a held request waits
+            # behind it (a worker serves its connections one at a time): give up on that
+            # scrape and ask again, as Prometheus would at its next interval.
+            try:
+                r = pool.request("/metrics", method="GET", timeout=2)
+            except OSError:
+                return None
+            m = s.parse_metrics(r.body.decode())
             return (s.metric(m, "ustatus_workers", state="busy"),
                     s.metric(m, "ustatus_workers", state="idle"))
 
         try:
             s.wait_until(lambda: gauges() == (1, 3), 10, "4 workers up: the scrape busy, 3 idle")
             REDIS.proc.send_signal(signal.SIGSTOP)
+            # One held request at a time: a worker serving one takes no new connection, so
+            # the second lands in another worker (sent together, both could be accepted by
+            # one worker before it begins the first, and that worker counts once).
+            held = [threading.Thread(target=lambda i=i: pool.request(
+                "/api/get_user_status", {"users": [f"g{i}"]}, AUTH)) for i in range(2)]
             try:
-                held = threading.Thread(target=lambda: in_parallel(
-                    lambda i: pool.request("/api/get_user_status", {"users": [f"g{i}"]}, AUTH),
-                    2))
-                held.start()
+                held[0].start()
+                s.wait_until(lambda: gauges() == (2, 2), 10, "1 held + the scrape busy, 2 idle")
+                held[1].start()
                 s.wait_until(lambda: gauges() == (3, 1), 10, "2 held + the scrape busy, 1 idle")
             finally:
                 REDIS.proc.send_signal(signal.SIGCONT)
-            held.join(30)
+            for t in held:
+                t.join(30)
             s.wait_until(lambda: gauges() == (1, 3), 10, "the held requests answered")
             # a worker killed with -9 stops counting at once; its replacement counts
             victim = pool.workers()[0]
