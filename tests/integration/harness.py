@@ -140,6 +140,24 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def wait_unix(path, timeout=10.0, proc=None):
+    """Until a connection to the Unix socket `path` is accepted. The file appears at
+    bind(), before listen(): a connect in between is refused, so existence is not enough.
+    (Under socket activation this first connection is what starts the service.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode} while starting")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.settimeout(0.5)
+                c.connect(path)
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"nothing listens on {path} after {timeout}s")
+
+
 class Server:
     """A server a test starts (subclasses give start()): stop() ends its process group;
     a with-statement starts it, then stops it and removes its directory."""

@@ -549,8 +549,7 @@ class Systemd(unittest.TestCase):
         with open(log_path, "ab") as log:
             proc = activate(conf, [sock], {"NOTIFY_SOCKET": listener.address}, log)
         try:
-            s.wait_until(lambda: os.path.exists(sock), 10, "systemd-socket-activate's socket")
-            # the first connection starts the program (exec: the same pid)
+            h.wait_unix(sock, proc=proc)  # the first connection starts the program (exec: the same pid)
             r = s.fcgi_request(sock, s.api_params("/api/update_user_status", body=b'{"users":["sd1"]}',
                                                   headers=AUTH), b'{"users":["sd1"]}')
             self.assertEqual((r.status, r.body), (200, b'{"result":{}}'), read(log_path))
@@ -623,11 +622,8 @@ class Systemd(unittest.TestCase):
         with open(log_path, "ab") as log:
             proc = activate(conf, [a, b], {}, log)
         try:
-            s.wait_until(lambda: os.path.exists(a), 10, "the sockets")
-            c = socket.socket(socket.AF_UNIX)
-            c.connect(a)  # starts the program
+            h.wait_unix(a, proc=proc)  # the first connection starts the program
             self.assertEqual(proc.wait(20), 1)
-            c.close()
             self.assertIn("LISTEN_FDS=2; ustatus serves exactly one socket", read(log_path))
         finally:
             h.stop_process(proc)

@@ -183,24 +183,29 @@ class SocketActivatedService:
         self.log = open(self.log_path, "ab")
         self.proc = h.start_process(self.argv(), stdout=subprocess.DEVNULL, stderr=self.log,
                                     stdin=subprocess.DEVNULL)
-        if isinstance(self.address, str):
-            wait(lambda: os.path.exists(self.address) or self.proc.poll() is not None, 10,
-                  "the socket of the .socket unit")
-        else:
-            h.wait_port(self.address[1], self.address[0], proc=self.proc)
-        if self.proc.poll() is not None:
-            raise AssertionError(f"systemd-socket-activate exited: {self.log_text()}")
-        self._apply_socket_settings()
-        if trigger:
-            self.trigger()
-            self.notify.wait_for("READY=1")
+        try:
+            if isinstance(self.address, str):
+                wait(lambda: os.path.exists(self.address) or self.proc.poll() is not None, 10,
+                     "the socket of the .socket unit")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"systemd-socket-activate exited: {self.log_text()}")
+            # before the first connection: systemd applies them when it creates the file
+            self._apply_socket_settings()
+            if trigger:
+                self.trigger()
+                self.notify.wait_for("READY=1")
+        except BaseException:
+            self.stop()  # a failed start leaves nothing running (setUpClass has no teardown)
+            raise
         return self
 
     def trigger(self):
-        """The first connection, which makes systemd start the service."""
-        fam = socket.AF_UNIX if isinstance(self.address, str) else socket.AF_INET
-        with socket.socket(fam, socket.SOCK_STREAM) as s:
-            s.connect(self.address)
+        """The first connection, which makes systemd start the service (retried until
+        systemd-socket-activate listens: its file exists from bind(), before listen())."""
+        if isinstance(self.address, str):
+            h.wait_unix(self.address, proc=self.proc)
+        else:
+            h.wait_port(self.address[1], self.address[0], proc=self.proc)
 
     def request(self, path, body=b"", headers=None, method="POST"):
         import servers as s
