@@ -495,6 +495,13 @@ static int cb_int_positive(cfg_t *sec, cfg_opt_t *opt, const char *value, void *
     return int_in_range(sec, opt, value, result, 1, INT_MAX);
 }
 
+/* A replica count for WAIT: more than a master has is a configuration mistake that
+ * would fail every write. */
+static int cb_wait_replicas(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
+{
+    return int_in_range(sec, opt, value, result, 0, 100);
+}
+
 static int cb_workers(cfg_t *sec, cfg_opt_t *opt, const char *value, void *result)
 {
     return int_in_range(sec, opt, value, result, 0, 1024);
@@ -749,6 +756,8 @@ static cfg_opt_t redis_opts[] = {
     OPT_LIST("cluster_address", NULL, cb_address_group),
     OPT_BOOL("reuse_from_engine", cfg_false),
     OPT_STR("client_name", "", cb_client_name),
+    OPT_INT("wait_replicas", 0, cb_wait_replicas),
+    OPT_STR("wait_timeout", "500ms", cb_duration_timeout),
     CFG_SEC("tls", tls_opts, CFGF_NONE),
     CFG_SEC("sentinel_tls", tls_opts, CFGF_NONE),
     CFG_END(),
@@ -1866,6 +1875,8 @@ static void convert_redis(struct load_ctx *c, cfg_t *sec, const char *secpath,
     r->cluster_address = get_list(sec, "cluster_address", &r->cluster_address_count);
     r->reuse_from_engine = cfg_getbool(sec, "reuse_from_engine");
     r->client_name = get_str(sec, "client_name");
+    r->wait_replicas = (int)cfg_getint(sec, "wait_replicas");
+    r->wait_timeout_ms = get_duration_ms(sec, "wait_timeout");
     path_join(sub, sizeof sub, secpath, "tls");
     convert_tls(c, cfg_getsec(sec, "tls"), sub, &r->tls);
     path_join(sub, sizeof sub, secpath, "sentinel_tls");
@@ -1951,6 +1962,14 @@ static int check_redis_section(struct load_ctx *c, const us_redis_config *r, con
         path_join(near, sizeof near, sec, "cluster_address");
         return cross_fail(c, path, near,
                           "must be 0 with cluster_address (Redis Cluster has db 0 only)");
+    }
+    /* WAIT blocks inside the exchange, whose deadline is io_timeout: a WAIT as long as
+     * that would time the exchange out instead of answering how many replicas acked. */
+    if (r->wait_replicas > 0 && r->wait_timeout_ms >= r->io_timeout_ms) {
+        path_join(path, sizeof path, sec, "wait_timeout");
+        path_join(near, sizeof near, sec, "io_timeout");
+        return cross_fail(c, path, near, "must be shorter than io_timeout (%lld ms)",
+                          (long long)r->io_timeout_ms);
     }
     return 0;
 }

@@ -358,11 +358,12 @@ static bool take_replies(cluster_topology *ct, us_redis_cmd *cmds, size_t n_grou
             const redisReply *r = cmds[i].reply;
             if (!r) {
                 /* A timeout is not resent (it would double the wait), nor a command whose
-                 * node sent a bad reply; a failed node gets a map refresh and one resend
-                 * wherever the map says then. */
+                 * node sent a bad reply, nor a write its replicas did not confirm (they
+                 * would not confirm it again in time); a failed node gets a map refresh
+                 * and one resend wherever the map says then. */
                 want_refresh[c] = true;
                 if (grp->outcome == US_PIPE_TIMEOUT || grp->outcome == US_PIPE_REFUSED ||
-                    s->resent) {
+                    grp->outcome == US_PIPE_UNCONFIRMED || s->resent) {
                     s->final = true;
                 } else {
                     s->resent = true;

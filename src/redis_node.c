@@ -49,6 +49,8 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
         a->io_timeout_ms = rc->io_timeout_ms;
     snprintf(node->client_name, sizeof node->client_name, "%s",
              rc->client_name ? rc->client_name : "");
+    node->wait_replicas = rc->wait_replicas;
+    node->wait_timeout_ms = rc->wait_timeout_ms;
     if (a->tls || (tls && tls->cfg && tls->cfg->enabled)) {
         if (!tls || !tls->cfg) {
             us_set_msg(err, err_len, "TLS is not available here");
@@ -77,6 +79,8 @@ void us_redis_node_init_like(us_redis_node *node, const us_redis_node *model, co
     node->tls = model->tls;
     node->budget = model->budget;
     memcpy(node->client_name, model->client_name, sizeof node->client_name);
+    node->wait_replicas = model->wait_replicas;
+    node->wait_timeout_ms = model->wait_timeout_ms;
     node->require_master = model->require_master;
     node->addr.host[0] = '\0';
     us_redis_node_set_target(node, host, port);

@@ -48,13 +48,18 @@ typedef struct us_redis_node {
     bool refused;              /* the last connect reached the node but AUTH, SELECT,
                                 * CLIENT SETNAME or ROLE failed: a configuration problem,
                                 * not an outage */
+    int wait_replicas;         /* after a pipeline's writes, WAIT for this many replicas
+                                * (redis.wait_replicas); 0: no WAIT */
+    int64_t wait_timeout_ms;   /* WAIT's timeout (redis.wait_timeout) */
+    bool unconfirmed_logged;   /* "writes not confirmed" logged since the last confirmation */
     bool require_master;       /* a new connection must answer ROLE with "master" (Sentinel
                                 * client guide, step 3): a demoted master that still accepts
                                 * connections would otherwise serve stale reads */
 } us_redis_node;
 
 /* Fills node (all of it: no connection, no back-off) from an address string and the
- * section's defaults (user, password, db, timeouts, client_name), values in the URL
+ * section's defaults (user, password, db, timeouts, client_name, wait_replicas and
+ * wait_timeout), values in the URL
  * winning. TLS is on when the address is rediss:// or tls->cfg->enabled; then the slot's
  * context is created if it is not yet, and the node borrows it. Returns 0, or -1 with a
  * reason in err on a bad address, an over-long user, password or client name, or TLS
@@ -63,7 +68,7 @@ int us_redis_node_init(us_redis_node *node, const char *address, const us_redis_
                        us_redis_tls_slot *tls, char *err, size_t err_len);
 
 /* Makes node a copy of model's settings (credentials, db, timeouts, TLS, client name,
- * budget) pointed at host:port, with no connection and no back-off: a node that a Redis
+ * WAIT, budget) pointed at host:port, with no connection and no back-off: a node that a Redis
  * Cluster names. */
 void us_redis_node_init_like(us_redis_node *node, const us_redis_node *model, const char *host,
                              int port);

@@ -10,17 +10,75 @@
 #include "redis_reply.h"
 #include "ustatus/clock.h"
 #include "ustatus/hash.h"
+#include "ustatus/log.h"
 #include "ustatus/mem.h"
 
 typedef enum { G_IDLE = 0, G_SENT, G_BROKEN, G_TIMEOUT, G_REFUSED, G_DONE } group_state;
 
 typedef struct group_run {
     group_state state;
+    bool wait;                 /* WAIT follows the group's commands in this exchange */
     int64_t deadline_ms;       /* of the node's exchange: io_timeout from the first write */
 } group_run;
 
 static const us_reply_limits asking_limits = {
     .types = US_REPLY_T(REDIS_REPLY_STATUS), .max_bulk = 256, .max_bytes = 512};
+static const us_reply_limits wait_limits = {
+    .types = US_REPLY_T(REDIS_REPLY_INTEGER), .max_bulk = 256, .max_bytes = 512};
+
+static bool is_write_done(const us_redis_cmd *cmd)
+{
+    return cmd->write && cmd->reply && cmd->reply->type != REDIS_REPLY_ERROR;
+}
+
+/* The group's writes that Redis ran lose their replies: without the replicas' word they
+ * are not acknowledged (an error reply stays: nothing was written). */
+static void drop_write_replies(const us_pipeline_group *grp, us_redis_cmd *cmds)
+{
+    for (size_t k = 0; k < grp->count; k++) {
+        us_redis_cmd *cmd = &cmds[grp->idx[k]];
+        if (is_write_done(cmd)) {
+            us_reply_free(cmd->reply);
+            cmd->reply = NULL;
+        }
+    }
+}
+
+static bool has_pending_write(const us_pipeline_group *g, const us_redis_cmd *cmds)
+{
+    for (size_t k = 0; k < g->count; k++)
+        if (cmds[g->idx[k]].write && cmds[g->idx[k]].reply == NULL)
+            return true;
+    return false;
+}
+
+/* WAIT's answer: confirmed, or the writes are dropped (one warning per node until
+ * replicas confirm again). */
+static void take_wait(us_pipeline_group *grp, us_redis_cmd *cmds, const redisReply *r)
+{
+    us_redis_node *node = grp->node;
+    bool ok = r->type == REDIS_REPLY_INTEGER && r->integer >= node->wait_replicas;
+    if (ok) {
+        if (node->unconfirmed_logged)
+            us_info("redis %s: writes confirmed by %d replicas again", node->name,
+                    node->wait_replicas);
+        node->unconfirmed_logged = false;
+        return;
+    }
+    drop_write_replies(grp, cmds);
+    grp->outcome = US_PIPE_UNCONFIRMED;
+    if (!node->unconfirmed_logged) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            us_warn("redis %s: WAIT: %lld of %d replicas confirmed the writes within "
+                    "%lld ms; unconfirmed writes are answered as failures (error 100)",
+                    node->name, r->integer, node->wait_replicas,
+                    (long long)node->wait_timeout_ms);
+        else
+            us_warn("redis %s: WAIT failed: %.120s; unconfirmed writes are answered as "
+                    "failures (error 100)", node->name, r->str ? r->str : "?");
+        node->unconfirmed_logged = true;
+    }
+}
 
 static size_t pending_count(const us_pipeline_group *g, const us_redis_cmd *cmds)
 {
@@ -56,6 +114,10 @@ static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *
         break;
     default:
         run->state = G_BROKEN;
+        /* the resend must come with its own WAIT: writes whose WAIT was not read yet are
+         * resent (they are idempotent, §3.6) rather than acknowledged unconfirmed */
+        if (run->wait)
+            drop_write_replies(grp, cmds);
         break;
     }
     us_redis_node_fail(grp->node, what, us_redis_conn_error(c));
@@ -101,6 +163,15 @@ static void read_group(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *ru
             return;
         }
     }
+    if (run->wait) {
+        const redisReply *reply = NULL;
+        if (us_redis_conn_read(c, &wait_limits, run->deadline_ms, &reply, NULL) < 0) {
+            group_failed(grp, cmds, run, "connection lost");
+            return;
+        }
+        take_wait(grp, cmds, reply);
+        us_reply_free(reply);
+    }
     if (us_redis_conn_has_unread(c)) {
         /* a reply nobody asked for came with ours: which is which is anyone's guess */
         for (size_t k = 0; k < grp->count; k++) {
@@ -130,6 +201,7 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
             continue;
         }
         us_redis_conn *c = grp->node->conn;
+        run[g].wait = grp->node->wait_replicas > 0 && has_pending_write(grp, cmds);
         for (size_t k = 0; k < grp->count; k++) {
             const us_redis_cmd *cmd = &cmds[grp->idx[k]];
             if (cmd->reply)
@@ -137,6 +209,16 @@ static void pipeline_round(us_pipeline_group *groups, size_t n_groups, us_redis_
             if (grp->asking && grp->asking[k])
                 us_redis_conn_append(c, "*1\r\n$6\r\nASKING\r\n", 16);
             us_redis_conn_append(c, cmd->cmd, cmd->cmd_len);
+        }
+        if (run[g].wait) {
+            /* Redis answers once that many replicas hold everything this connection
+             * wrote, or when the timeout ends; README "Writes confirmed by replicas" */
+            char n[24], ms[24], wait[96];
+            int nl = snprintf(n, sizeof n, "%d", grp->node->wait_replicas);
+            int ml = snprintf(ms, sizeof ms, "%lld", (long long)grp->node->wait_timeout_ms);
+            int wl = snprintf(wait, sizeof wait, "*3\r\n$4\r\nWAIT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                              nl, n, ml, ms);
+            us_redis_conn_append(c, wait, (size_t)wl);
         }
         /* One deadline for the whole exchange with the node, not one per read (§3.8);
          * the resend after a broken connection keeps it. */

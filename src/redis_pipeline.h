@@ -15,8 +15,11 @@ typedef enum {
     US_PIPE_OK = 0,            /* every command of the group got a reply */
     US_PIPE_FAILED,            /* no connection, or it broke and the one resend failed too */
     US_PIPE_TIMEOUT,           /* the node did not answer within io_timeout */
-    US_PIPE_REFUSED            /* the node sent a reply outside its bounds, or data nobody
+    US_PIPE_REFUSED,           /* the node sent a reply outside its bounds, or data nobody
                                 * asked for (SPEC §3.8): connection closed, not resent */
+    US_PIPE_UNCONFIRMED        /* the node ran the writes, but fewer replicas than its
+                                * wait_replicas confirmed them within wait_timeout: their
+                                * replies are dropped, the connection kept */
 } us_pipe_outcome;
 
 typedef struct us_pipeline_group {
@@ -39,7 +42,11 @@ typedef struct us_pipeline_group {
  * are sent; each reply received is stored in its command (which then owns it: freed by
  * us_redis_cmds_clear). Commands that end without a reply keep reply == NULL, and the
  * group's outcome says why (node failures are logged and back off, as redis_node.h
- * says). Returns 0 when all got replies, else -1. */
+ * says). When the node has wait_replicas and the group sends a write (us_redis_cmd.write),
+ * WAIT wait_replicas wait_timeout follows the group's commands in the same exchange; if
+ * fewer replicas confirm, the writes that succeeded lose their replies (error replies,
+ * such as MOVED or READONLY, are kept: nothing was written) and the outcome is
+ * US_PIPE_UNCONFIRMED. Returns 0 when all got replies, else -1. */
 int us_pipeline_run(us_pipeline_group *groups, size_t n_groups, us_redis_cmd *cmds);
 
 /* Client-side sharding: fills groups[s].idx / .count for every shard s in [0, n_shards)

@@ -144,7 +144,8 @@ const us_reply_limits *us_reply_limits_for(const char *cmd, size_t len, us_reply
                                  .max_bytes = OBJ + n * (sizeof(redisReply *) + STR_OBJ(big))};
     } else if (name_is(name, name_len, "EVALSHA") || name_is(name, name_len, "EVAL") ||
                name_is(name, name_len, "DEL") || name_is(name, name_len, "UNLINK") ||
-               name_is(name, name_len, "EXISTS") || name_is(name, name_len, "EXPIRE")) {
+               name_is(name, name_len, "EXISTS") || name_is(name, name_len, "EXPIRE") ||
+               name_is(name, name_len, "WAIT")) {
         *out = (us_reply_limits){.types = US_REPLY_T(REDIS_REPLY_INTEGER), .max_bulk = big,
                                  .max_bytes = STR_OBJ(big)};
     } else if (name_is(name, name_len, "GET")) {

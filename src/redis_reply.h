@@ -50,7 +50,7 @@ typedef struct us_reply_limits {
 
 /* The bounds of the reply to the RESP-encoded command cmd (len bytes, as
  * redisFormatCommand writes it): HMGET and MGET a flat array of one string or nil per
- * field or key; EVAL, EVALSHA, DEL, EXISTS, EXPIRE an integer; AUTH, SELECT, CLIENT,
+ * field or key; EVAL, EVALSHA, DEL, EXISTS, EXPIRE, WAIT an integer; AUTH, SELECT, CLIENT,
  * ASKING, PING a status; ROLE, CLUSTER SLOTS, SENTINEL and SUBSCRIBE what they return;
  * anything else (or bytes that are not a command) a small reply of any type. Pure;
  * returns out. */

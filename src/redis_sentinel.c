@@ -8,7 +8,9 @@
  *      is refused on reconnect, not silently read from).
  * The master is rediscovered after a connection error, a timeout, or a READONLY/LOADING
  * reply; a command that failed for one of those reasons is resent once to the master
- * found then (all our commands are idempotent, §3.6). It is also rediscovered when the
+ * found then (all our commands are idempotent, §3.6); writes the replicas did not
+ * confirm (redis.wait_replicas) make it rediscover too, and are resent once when the
+ * sentinels name another master. It is also rediscovered when the
  * sentinel that answered announces +switch-master (the guide's optional subscription):
  * after a SENTINEL FAILOVER the old master keeps accepting writes, and our connections
  * to it, for the seconds until the sentinels get round to demoting it, and those writes
@@ -53,6 +55,7 @@ typedef struct shard {
     bool stale;                /* rediscover before the next use */
     int64_t discover_after_ms; /* no discovery before this (after failed ones) */
     int64_t discover_backoff_ms;
+    int64_t unconfirmed_after_ms; /* no discovery for unconfirmed writes before this */
     us_redis_node watch;       /* subscribed to +switch-master on the sentinel that
                                 * answered; ctx NULL when there is none */
     discover_failure logged;   /* the failure already logged at error level */
@@ -327,6 +330,24 @@ static int sentinel_exec(us_topology *t, us_redis_cmd *cmds, size_t n)
         }
         if (!demoted && grp->outcome == US_PIPE_OK)
             continue;
+        if (!demoted && grp->outcome == US_PIPE_UNCONFIRMED) {
+            /* The replicas did not confirm (wait_replicas): the master may have lost
+             * its replica to a promotion the sentinels have not announced yet. Resent
+             * once, only to a different master: to the same one it would wait again.
+             * While a replica is down, every write is unconfirmed: the sentinels are
+             * asked at most every DISCOVER_BACKOFF_FIRST_MS for it. */
+            int64_t now = us_clock_mono_ms();
+            if (now < sh->unconfirmed_after_ms)
+                continue;
+            sh->unconfirmed_after_ms = now + DISCOVER_BACKOFF_FIRST_MS;
+            char was[sizeof sh->master.name];
+            memcpy(was, sh->master.name, sizeof was);
+            if (discover(st, s, true) == 0 && strcmp(was, sh->master.name) != 0) {
+                st->run_shard[n_retry] = s;
+                st->run[n_retry++] = *grp;
+            }
+            continue;
+        }
         us_redis_node_disconnect(&sh->master);
         sh->stale = true;
         if (discover(st, s, true) == 0) {
@@ -427,6 +448,7 @@ us_topology *us_topology_sentinel_create(const us_redis_config *rc, char *err, s
     src.db = 0;
     src.io_timeout_ms = rc->connect_timeout_ms;
     src.client_name = ""; /* for the data nodes */
+    src.wait_replicas = 0;
 
     for (size_t s = 0; s < rc->sentinel_address_count; s++) {
         shard *sh = &st->shards[s];

@@ -437,6 +437,7 @@ static void point_cmds(us_store *s, const us_op *ops, us_redis_cmd *cmds, size_t
             .shard_key_len = first->user_len,
             .slot_key = s->arena.data + pc->key_off,
             .slot_key_len = pc->key_len,
+            .write = first->kind != US_OP_GET,
         };
     }
 }

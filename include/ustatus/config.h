@@ -45,6 +45,8 @@ typedef struct us_redis_config {
     size_t cluster_address_count;
     bool reuse_from_engine;
     char *client_name;         /* CLIENT SETNAME on every connection, "" = none */
+    int wait_replicas;         /* WAIT for this many replicas after writes; 0 = no WAIT */
+    int64_t wait_timeout_ms;   /* WAIT's timeout, default 500; below io_timeout */
     us_tls_config tls;         /* the data nodes; a rediss:// address turns it on too */
     us_tls_config sentinel_tls;/* the sentinels */
 } us_redis_config;

@@ -25,6 +25,8 @@ typedef struct us_redis_cmd {
     size_t shard_key_len;
     const char *slot_key;      /* what Redis Cluster hashes: the Redis key */
     size_t slot_key_len;
+    bool write;                /* changes data: confirmed by WAIT when the node's
+                                * wait_replicas asks for it */
     const struct us_reply_limits *limits; /* what the reply may be (src/redis_reply.h);
                                 * NULL (the usual): the bounds of the command's name, as
                                 * us_reply_limits_for gives them. A reply outside them is

@@ -156,6 +156,52 @@ class Traffic:
         return [(t, b) for t, good, b in self.results if not good]
 
 
+def wait_calls(node):
+    for line in node.cli("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_wait:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+class A0_WaitReplicas(unittest.TestCase):
+    """redis.wait_replicas on a cluster: each master that took writes is asked WAIT in
+    the same exchange, and a write fewer replicas confirm fails (error 100)."""
+
+    def conf(self, n):
+        seeds = ",".join(f"127.0.0.1:{CL.announced(x)}" for x in CL.nodes[:2])
+        return h.write_config(TMP, f"""
+http_api {{ key = "{KEY}" }}
+user_status {{ redis {{ cluster_address = {{"{seeds}"}} prefix = "cl"
+                       io_timeout = "2s" wait_replicas = {n} wait_timeout = "200ms" }} }}
+""", f"wait{n}.conf")
+
+    def test_confirmed_by_each_masters_replica(self):
+        masters = CL.masters_now()
+        before = {m.port: wait_calls(m) for m in masters}
+        users = [f"wait{i}" for i in range(300)]
+        r = h.cgi(self.conf(1), path="/api/update_user_status", body={"users": users},
+                  headers=AUTH)
+        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
+        owners = slot_owners()
+        for m in masters:
+            mine = [u for u in users if owners[slot_of(PREFIX + u)] is m]
+            self.assertTrue(mine)
+            self.assertGreaterEqual(wait_calls(m), before[m.port] + 1, m.port)
+            # confirmed: the replica already holds them
+            held = keys_on(replica_of(m))
+            self.assertEqual([u for u in mine if PREFIX + u not in held], [])
+
+    def test_more_replicas_than_a_master_has(self):
+        r = h.cgi(self.conf(2), path="/api/update_user_status", body={"users": ["w2"]},
+                  headers=AUTH)
+        self.assertEqual(r.json(), {"error": {"code": 100, "message": "internal server error"}},
+                         r.stderr)
+        self.assertIn("1 of 2 replicas confirmed", r.stderr)
+        r = h.cgi(self.conf(2), path="/api/get_user_status", body={"users": ["w2"]},
+                  headers=AUTH)
+        self.assertTrue(ok(r), r.stderr)
+
+
 class A_Routing(unittest.TestCase):
     def test_crc16_matches_redis(self):
         self.assertEqual(crc16(b"123456789"), 0x31C3)

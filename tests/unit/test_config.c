@@ -864,6 +864,43 @@ START_TEST(test_err_db_with_cluster)
 }
 END_TEST
 
+START_TEST(test_wait_replicas)
+{
+    us_config *cfg = load_ok(".conf", "user_status { redis { address = \"r:1\" } }\n");
+    ck_assert_int_eq(cfg->user_status.redis.wait_replicas, 0);
+    ck_assert_int_eq(cfg->user_status.redis.wait_timeout_ms, 500);
+    us_config_free(cfg);
+    cfg = load_ok(".json", "{\"user_status\": {\"redis\": {\"wait_replicas\": 2, "
+                           "\"wait_timeout\": \"250ms\", \"io_timeout\": \"1s\"}}}");
+    ck_assert_int_eq(cfg->user_status.redis.wait_replicas, 2);
+    ck_assert_int_eq(cfg->user_status.redis.wait_timeout_ms, 250);
+    us_config_free(cfg);
+    us_test_env("USTATUS_ENGINE_REDIS_WAIT_REPLICAS", "1");
+    cfg = load_ok(".conf", "");
+    ck_assert_int_eq(cfg->engine.redis.wait_replicas, 1);
+    us_config_free(cfg);
+    unsetenv("USTATUS_ENGINE_REDIS_WAIT_REPLICAS");
+
+    /* WAIT blocks inside the exchange: as long as io_timeout, the exchange would time out
+     * first. Located at wait_timeout, or at io_timeout when only that was written. */
+    expect_file_error(".conf",
+                      "user_status {\n redis {\n  wait_replicas = 1\n  wait_timeout = \"4s\"\n"
+                      " }\n}\n",
+                      4, "user_status.redis.wait_timeout", "must be shorter than io_timeout");
+    expect_file_error(".conf",
+                      "user_status {\n redis {\n  wait_replicas = 1\n  io_timeout = \"300ms\"\n"
+                      " }\n}\n",
+                      4, "user_status.redis.wait_timeout", "must be shorter than io_timeout");
+    /* without wait_replicas, wait_timeout has nothing to bound */
+    cfg = load_ok(".conf", "user_status { redis { io_timeout = \"100ms\" } }\n");
+    us_config_free(cfg);
+    expect_error_line(".conf", "engine { redis {\n wait_replicas = 101\n} }\n", 2,
+                      "engine.redis.wait_replicas: must be between 0 and 100, got 101");
+    expect_error_line(".conf", "engine { redis {\n wait_replicas = -1\n} }\n", 2,
+                      "engine.redis.wait_replicas: must be between 0 and 100, got -1");
+}
+END_TEST
+
 START_TEST(test_err_reuse_without_redis_engine)
 {
     expect_file_error(".conf",
@@ -1892,6 +1929,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_bad_port);
     tcase_add_test(tc, test_err_sentinel_master_name);
     tcase_add_test(tc, test_err_db_with_cluster);
+    tcase_add_test(tc, test_wait_replicas);
     tcase_add_test(tc, test_err_reuse_without_redis_engine);
     tcase_add_test(tc, test_err_no_redis_address);
     tcase_add_test(tc, test_err_error_mode);
