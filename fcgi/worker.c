@@ -266,8 +266,17 @@ static int accept_connection(int listen_fd, const char *allowed)
 typedef struct conn {
     int fd;
     bool fresh;          /* accepted, no request served yet */
+    int64_t accepted_ms;
     int64_t deadline_ms; /* fresh: its first request must be in by then */
 } conn;
+
+/* After accepting a connection, a worker accepts no other for this long unless the
+ * first has delivered its request: a web server writes its request right after it
+ * connects, and a worker that took a second connection in that instant would serve it
+ * only after the first request, however long that takes, while other workers idle.
+ * Meanwhile the idle workers take the new connections; if every worker is in that
+ * instant, a new connection waits at most this long in the backlog. */
+#define FRESH_GRACE_MS 50
 
 typedef struct worker {
     us_app *app;
@@ -296,14 +305,14 @@ static size_t connection_limit(void)
     return n > 128 ? (size_t)n - 64 : 64;
 }
 
-static void add_conn(worker *w, int fd, int64_t deadline_ms)
+static void add_conn(worker *w, int fd, int64_t now_ms, int64_t deadline_ms)
 {
     if (w->n_conns == w->cap_conns) {
         w->cap_conns = w->cap_conns ? w->cap_conns * 2 : 16;
         w->conns = us_xrealloc(w->conns, w->cap_conns * sizeof *w->conns);
         w->pfds = us_xrealloc(w->pfds, (w->cap_conns + 1) * sizeof *w->pfds);
     }
-    w->conns[w->n_conns++] = (conn){fd, true, deadline_ms};
+    w->conns[w->n_conns++] = (conn){fd, true, now_ms, deadline_ms};
 }
 
 /* Serves one request on c (whose first bytes are readable, or its end). Returns true
@@ -490,7 +499,7 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         }
         /* New connections that sent nothing in time are closed; the next deadline is the
          * poll's timeout. */
-        int64_t now = us_clock_mono_ms(), next = -1;
+        int64_t now = us_clock_mono_ms(), next = -1, hold_until = -1;
         size_t k = 0;
         for (size_t i = 0; i < w.n_conns; i++) {
             conn *c = &w.conns[i];
@@ -503,6 +512,9 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
             }
             if (c->fresh && (next < 0 || c->deadline_ms < next))
                 next = c->deadline_ms;
+            if (c->fresh && c->accepted_ms + FRESH_GRACE_MS > now &&
+                c->accepted_ms + FRESH_GRACE_MS > hold_until)
+                hold_until = c->accepted_ms + FRESH_GRACE_MS;
             w.conns[k++] = *c;
         }
         w.n_conns = k;
@@ -516,7 +528,10 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         }
         if (!w.pfds)
             w.pfds = us_xcalloc(1, sizeof *w.pfds);
-        w.pfds[0] = (struct pollfd){w.n_conns < w.max_conns ? listen_fd : -1, POLLIN, 0};
+        bool accepting = w.n_conns < w.max_conns && hold_until < 0;
+        w.pfds[0] = (struct pollfd){accepting ? listen_fd : -1, POLLIN, 0};
+        if (hold_until >= 0 && (next < 0 || hold_until < next))
+            next = hold_until;
         for (size_t i = 0; i < w.n_conns; i++)
             w.pfds[i + 1] = (struct pollfd){w.conns[i].fd, POLLIN, 0};
         struct timespec ts, *tsp = NULL;
@@ -558,8 +573,9 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         }
         if (w.pfds[0].revents & POLLIN) {
             int fd = accept_connection(listen_fd, allowed);
+            int64_t at = us_clock_mono_ms();
             if (fd >= 0)
-                add_conn(&w, fd, us_clock_mono_ms() + w.sv.timeout_ms);
+                add_conn(&w, fd, at, at + w.sv.timeout_ms);
         }
     }
     if (rc == 0 && w.n_conns > 0)

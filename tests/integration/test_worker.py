@@ -479,6 +479,47 @@ class RequestTimeout(unittest.TestCase):
             c.close()
 
 
+class NoHeadOfLine(unittest.TestCase):
+    """A worker that has just accepted a connection takes no second one before the first
+    has delivered its request (FRESH_GRACE_MS): the second goes to an idle worker rather
+    than wait behind a first request that may take long."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pool = pool_up()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pool.stop()
+
+    def test_second_connection_is_not_queued_behind_a_slow_request(self):
+        slow_body = b'{"users":["hol1"]}'
+        refused = b'{"users":["hol2"]}'
+        # Web servers connect, then write: two connections arrive together, then their
+        # requests. Before, the worker that took the first often took the second as
+        # well, and served it only after the first, stuck on a stopped Redis.
+        for attempt in range(6):
+            a, b = Raw(self.pool.address), Raw(self.pool.address)
+            os.kill(REDIS.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(0.1)
+                a.send(whole_request(post_params("/api/get_user_status", slow_body),
+                                     slow_body))
+                time.sleep(0.2)
+                t0 = time.monotonic()
+                # refused before any Redis work: only a worker that is free can answer
+                r = b.request(post_params("/api/get_user_status", refused,
+                                          headers={"X-API-Key": "wrong"}), refused)
+                took = time.monotonic() - t0
+                self.assertEqual(r.status, 401, r)
+                self.assertLess(took, 1.0, f"attempt {attempt}: waited behind the slow one")
+            finally:
+                os.kill(REDIS.proc.pid, signal.SIGCONT)
+            self.assertEqual(a.response().status, 200)
+            a.close()
+            b.close()
+
+
 class Edges(unittest.TestCase):
     """CONTENT_LENGTH, odd record shapes and aborts, each followed by a request on the same
     kept connection (SPEC §1.2, §5)."""
