@@ -96,6 +96,11 @@ static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *
                          const char *what)
 {
     us_redis_conn *c = grp->node->conn;
+    /* Writes whose WAIT was not read are not confirmed, whatever ends the exchange: a
+     * broken connection resends them (idempotent, §3.6) with their own WAIT, a timeout
+     * leaves them unanswered. */
+    if (run->wait)
+        drop_write_replies(grp, cmds);
     switch (us_redis_conn_failure(c)) {
     case US_CONN_TIMEOUT:
         run->state = G_TIMEOUT;
@@ -114,10 +119,6 @@ static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *
         break;
     default:
         run->state = G_BROKEN;
-        /* the resend must come with its own WAIT: writes whose WAIT was not read yet are
-         * resent (they are idempotent, §3.6) rather than acknowledged unconfirmed */
-        if (run->wait)
-            drop_write_replies(grp, cmds);
         break;
     }
     us_redis_node_fail(grp->node, what, us_redis_conn_error(c));

@@ -11,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apitest as at  # noqa: E402
+import fake_redis  # noqa: E402
 import harness as h  # noqa: E402
 import servers as s  # noqa: E402
 from apitest import ok  # noqa: E402
@@ -138,6 +139,66 @@ class WaitReplicas(unittest.TestCase):
             self.assertEqual(MASTER.command("EXISTS", at.key_of("ro1")), 0)
         finally:
             web.stop()
+
+
+class WaitNotAnswered(unittest.TestCase):
+    """The exchange ends before WAIT's answer is read: the writes are not acknowledged.
+    A fake Redis (fake_redis.py) answers every write, and WAIT as each test says."""
+
+    def setUp(self):
+        self.wait_answers = []   # per WAIT, in order: bytes to send, or "close"
+
+        def handler(args):
+            name = args[0].upper() if args else b""
+            if name in (b"EVALSHA", b"EVAL", b"DEL"):
+                return b":1\r\n"
+            if name == b"WAIT":
+                answer = self.wait_answers.pop(0) if self.wait_answers else b":1\r\n"
+                if answer == "close":
+                    raise ValueError("the connection breaks before WAIT's answer")
+                return answer
+            if name == b"PING":
+                return b"+PONG\r\n"
+            return b"+OK\r\n"
+        self.fake = fake_redis.FakeRedis(handler=handler).start()
+        self.fake.mode = "custom"
+        self.conf = h.write_config(TMP, f"""
+http_api {{ key = "{KEY}" }}
+user_status {{ redis {{ address = "127.0.0.1:{self.fake.port}" prefix = "it"
+                       io_timeout = "1s" wait_replicas = 1 wait_timeout = "300ms" }} }}
+""", "fake.conf")
+
+    def tearDown(self):
+        self.fake.stop()
+
+    def update(self):
+        return h.cgi(self.conf, path="/api/update_user_status", body={"users": ["f1"]},
+                     headers={"X-API-Key": KEY})
+
+    def names(self):
+        return [c[0].upper() for c in self.fake.commands]
+
+    def test_connection_broken_before_wait_resends_the_write_with_its_wait(self):
+        self.wait_answers = ["close", b":1\r\n"]
+        r = self.update()
+        self.assertEqual(r.body, b'{"result":{}}', r.stderr)
+        self.assertEqual(self.fake.accepted, 2)
+        sent = [n for n in self.names() if n in (b"EVALSHA", b"EVAL", b"WAIT")]
+        self.assertEqual(sent, [b"EVALSHA", b"WAIT", b"EVALSHA", b"WAIT"])
+
+    def test_wait_never_answered_is_error_100(self):
+        self.wait_answers = [b""]  # silence until io_timeout
+        t0 = time.monotonic()
+        r = self.update()
+        self.assertEqual(r.json(), {"error": ERROR_100}, r.stderr)
+        self.assertGreater(time.monotonic() - t0, 0.9)  # it did wait for the answer
+        self.assertIn("timed out", r.stderr)
+
+    def test_wait_answering_an_error_is_error_100(self):
+        self.wait_answers = [b"-ERR WAIT cannot be used with replica instances\r\n"]
+        r = self.update()
+        self.assertEqual(r.json(), {"error": ERROR_100}, r.stderr)
+        self.assertIn("WAIT failed: ERR WAIT cannot be used", r.stderr)
 
 
 if __name__ == "__main__":
