@@ -597,11 +597,12 @@ static void worker_main(pool *p)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     unsetenv("NOTIFY_SOCKET"); /* only the supervisor talks to systemd */
-    /* TERM/INT stay blocked until the worker loop waits for connections; the others are
-     * given back. */
+    /* TERM/INT/USR2 stay blocked until the worker loop waits for connections; the others
+     * are given back. */
     sigset_t mask = p->entry_mask;
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGUSR2);
     sigdelset(&mask, SIGCHLD);
     sigdelset(&mask, SIGHUP);
     sigdelset(&mask, SIGQUIT);
@@ -710,7 +711,9 @@ static void maintain(pool *p, int64_t now)
             for (size_t i = 0; i < p->n_slots; i++) {
                 worker_slot *w = &p->slots[i];
                 if (w->pid && !w->stopping && w->generation != p->generation) {
-                    stop_worker(w, SIGTERM);
+                    /* drain: the web server's kept connections are left as it stops
+                     * using them (worker.c), so no request is lost on a reload */
+                    stop_worker(w, SIGUSR2);
                     break;
                 }
             }
@@ -728,7 +731,7 @@ static void maintain(pool *p, int64_t now)
     for (size_t i = p->n_slots; current > desired && i-- > 0;) {
         worker_slot *w = &p->slots[i];
         if (w->pid && !w->stopping) {
-            stop_worker(w, SIGTERM);
+            stop_worker(w, SIGUSR2);
             current--;
         }
     }

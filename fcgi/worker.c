@@ -62,10 +62,12 @@
 #include "ustatus/metrics.h"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t drain_requested; /* SIGUSR2: leave by draining (see below) */
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
+    if (sig == SIGUSR2)
+        drain_requested = 1;
     stop_requested = 1;
 }
 
@@ -268,6 +270,7 @@ typedef struct conn {
     bool fresh;          /* accepted, no request served yet */
     int64_t accepted_ms;
     int64_t deadline_ms; /* fresh: its first request must be in by then */
+    int64_t idle_since_ms; /* leaving: when it last served a request */
 } conn;
 
 /* After accepting a connection, a worker accepts no other for this long unless the
@@ -312,7 +315,7 @@ static void add_conn(worker *w, int fd, int64_t now_ms, int64_t deadline_ms)
         w->conns = us_xrealloc(w->conns, w->cap_conns * sizeof *w->conns);
         w->pfds = us_xrealloc(w->pfds, (w->cap_conns + 1) * sizeof *w->pfds);
     }
-    w->conns[w->n_conns++] = (conn){fd, true, now_ms, deadline_ms};
+    w->conns[w->n_conns++] = (conn){fd, true, now_ms, deadline_ms, now_ms};
 }
 
 /* Serves one request on c (whose first bytes are readable, or its end). Returns true
@@ -379,11 +382,14 @@ static bool take_stop_signal(const sigset_t *stop_set)
 {
     sigset_t pending;
     if (sigpending(&pending) != 0 ||
-        (sigismember(&pending, SIGTERM) != 1 && sigismember(&pending, SIGINT) != 1))
+        (sigismember(&pending, SIGTERM) != 1 && sigismember(&pending, SIGINT) != 1 &&
+         sigismember(&pending, SIGUSR2) != 1))
         return false;
     struct timespec zero = {0, 0};
-    while (sigtimedwait(stop_set, NULL, &zero) > 0)
-        ;
+    int sig;
+    while ((sig = sigtimedwait(stop_set, NULL, &zero)) > 0)
+        if (sig == SIGUSR2)
+            drain_requested = 1;
     stop_requested = 1;
     return true;
 }
@@ -392,25 +398,74 @@ static bool take_stop_signal(const sigset_t *stop_set)
  * not read from yet (a web server writes its request right after connecting). */
 #define LEAVING_GRACE_MS 1000
 
-/* On the way out (SIGTERM, max_requests): a connection accepted, or one whose request has
- * arrived, is a request in hand: serve it rather than drop it, then close. Idle kept
- * connections are closed (the web server opens new ones to the workers that stay). */
-static void serve_what_came(worker *w)
+/* Draining (SIGUSR2 from the pool replacing a worker, or max_requests): a kept
+ * connection is closed only once it has been idle this long, and the worker serves the
+ * requests that come on it until then, for DRAIN_MAX_MS at most. Why: a web server
+ * that keeps FastCGI connections may write a request on one at the very moment the
+ * backend closes it, and nginx does not retry a POST on a connection the backend
+ * closed (502). nginx reuses its most recently used connections first, so one idle
+ * this long is one it has stopped picking; the busy ones it closes itself after
+ * keepalive_requests (100 in deploy/nginx/ustatus.conf) — or, past DRAIN_MAX_MS, they
+ * are closed. A SIGTERM (the whole service stopping) ends the drain. */
+#define DRAIN_IDLE_MS 250
+#define DRAIN_MAX_MS 30000
+
+/* On the way out (SIGTERM, SIGUSR2, max_requests): a connection accepted, or one whose
+ * request has arrived, is a request in hand: serve it rather than drop it, then close.
+ * Idle kept connections are closed at once (SIGTERM: the whole service is stopping), or,
+ * when draining, once idle for DRAIN_IDLE_MS (the web server opens new ones to the
+ * workers that stay). */
+static void serve_what_came(worker *w, bool drain)
 {
-    int64_t until = us_clock_mono_ms() + LEAVING_GRACE_MS;
-    while (w->n_conns > 0) {
-        bool any_fresh = false;
-        for (size_t i = 0; i < w->n_conns; i++) {
-            w->pfds[i] = (struct pollfd){w->conns[i].fd, POLLIN, 0};
-            any_fresh |= w->conns[i].fresh;
+    int64_t start = us_clock_mono_ms();
+    int64_t fresh_until = start + LEAVING_GRACE_MS, drain_until = start + DRAIN_MAX_MS;
+    if (drain)
+        us_info("leaving: draining %zu FastCGI connections (each closed once idle %d ms, "
+                "%d ms at most)", w->n_conns, DRAIN_IDLE_MS, DRAIN_MAX_MS);
+    for (size_t i = 0; i < w->n_conns; i++)
+        w->conns[i].idle_since_ms = start;
+    size_t cut = 0; /* kept connections still in use when the drain ended */
+    for (;;) {
+        if (drain) {
+            sigset_t pending;
+            if (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 ||
+                                              sigismember(&pending, SIGINT) == 1)) {
+                us_info("leaving: %s during the drain: closing its connections",
+                        sigismember(&pending, SIGTERM) == 1 ? "SIGTERM" : "SIGINT");
+                drain = false;
+            }
         }
-        int64_t left = any_fresh ? until - us_clock_mono_ms() : 0;
-        int n = poll(w->pfds, w->n_conns, left > 0 ? (int)left : 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
+        /* Close what has waited long enough: a fresh connection after LEAVING_GRACE_MS;
+         * a kept one at once, or when draining after DRAIN_IDLE_MS idle (DRAIN_MAX_MS in
+         * all). The earliest of the others' ends is the poll's timeout. */
+        int64_t now = us_clock_mono_ms(), next = -1;
         size_t k = 0;
+        for (size_t i = 0; i < w->n_conns; i++) {
+            conn c = w->conns[i];
+            int64_t end = c.fresh ? fresh_until : !drain ? now : c.idle_since_ms + DRAIN_IDLE_MS;
+            if (!c.fresh && drain && end > drain_until)
+                end = drain_until;
+            if (end <= now) {
+                if (!c.fresh && drain && now >= drain_until)
+                    cut++;
+                close(c.fd);
+                continue;
+            }
+            if (next < 0 || end < next)
+                next = end;
+            w->conns[k++] = c;
+        }
+        w->n_conns = k;
+        if (w->n_conns == 0)
+            break;
+        for (size_t i = 0; i < w->n_conns; i++)
+            w->pfds[i] = (struct pollfd){w->conns[i].fd, POLLIN, 0};
+        int n = poll(w->pfds, w->n_conns, (int)(next - now));
+        if (n < 0 && errno != EINTR)
+            break; /* the caller closes what is left */
+        if (n <= 0)
+            continue;
+        k = 0;
         size_t n_before = w->n_conns;
         for (size_t i = 0; i < n_before; i++) {
             conn c = w->conns[i];
@@ -418,11 +473,20 @@ static void serve_what_came(worker *w)
                 w->conns[k++] = c;
                 continue;
             }
-            if (serve_one(w, &c))
+            if (!serve_one(w, &c))
+                continue; /* closed by the web server, or broken */
+            if (drain) {
+                c.idle_since_ms = us_clock_mono_ms();
+                w->conns[k++] = c;
+            } else {
                 close(c.fd);
+            }
         }
         w->n_conns = k;
     }
+    if (cut)
+        us_info("leaving: %zu FastCGI connections still in use after %d ms were closed", cut,
+                DRAIN_MAX_MS);
 }
 
 int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
@@ -438,15 +502,18 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGUSR2);
     sigprocmask(SIG_BLOCK, &stop_set, &wait_mask);
     sigdelset(&wait_mask, SIGTERM);
     sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGUSR2);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     /* The request clock: SA_RESTART, so that it interrupts nothing but the connection
      * it shuts down (a restarted read of that connection returns at once). */
     struct sigaction alarm_sa;
@@ -579,7 +646,7 @@ int us_worker_run(const us_config *cfg, int listen_fd, long max_requests)
         }
     }
     if (rc == 0 && w.n_conns > 0)
-        serve_what_came(&w);
+        serve_what_came(&w, drain_requested || (max_requests > 0 && w.served >= max_requests));
     if (stop_requested)
         FCGX_ShutdownPending();
 done:

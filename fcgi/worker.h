@@ -13,8 +13,10 @@
  * and hold no worker; whichever has a request is served. Runs until SIGTERM or SIGINT
  * (both stay blocked while a request is served and are taken between requests; the
  * requests that have arrived or whose connection was accepted are served, then every
- * connection is closed), until max_requests requests were served (0 = no limit; the
- * same way out), or until the listening socket fails.
+ * connection is closed), until SIGUSR2 or max_requests requests served (0 = no limit):
+ * then it drains, serving its kept connections until each is idle 250 ms, 30 s at most,
+ * so that a web server never sends a request on a connection being closed — or until
+ * the listening socket fails.
  *
  * cfg->fcgi.request_timeout_ms bounds the delivery of a request: a new connection must
  * deliver a whole request (params and body) that long after its accept, and on a kept

@@ -25,10 +25,11 @@ What is asserted, precisely:
     (the swap is forced with strace's delay injection): the link's target is untouched;
   - `--listen :PORT` warns that it binds every address.
 """
-import re
-import socket
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -84,8 +85,9 @@ def new_conf(**kw):
 class Load:
     """Client threads sending update_user_status back to back, without retries."""
 
-    def __init__(self, pool, threads=4, prefix="load"):
+    def __init__(self, pool, threads=4, prefix="load", port=None):
         self.pool = pool
+        self.port = port  # through the web server on 127.0.0.1:port, else to the socket
         self.ok = 0
         self.failures = []
         self.lock = threading.Lock()
@@ -99,8 +101,12 @@ class Load:
             user = f"{prefix}-{idx}-{n % 20}"
             n += 1
             try:
-                r = self.pool.request("/api/update_user_status", {"users": [user]}, AUTH,
-                                      timeout=15)
+                if self.port:
+                    r = h.http(self.port, "POST", "/api/update_user_status",
+                               json.dumps({"users": [user]}), AUTH, timeout=15)
+                else:
+                    r = self.pool.request("/api/update_user_status", {"users": [user]}, AUTH,
+                                          timeout=15)
                 good = r.status == 200 and r.body == b'{"result":{}}'
                 with self.lock:
                     if good:
@@ -342,6 +348,36 @@ class Signals(unittest.TestCase):
             r = pool.request("/api/update_user_status", {"users": ["hup-after"]}, AUTH)
             self.assertEqual(r.status, 200)
             self.assertTrue(7100 < ttl("hup-after") <= 7200, ttl("hup-after"))
+        finally:
+            pool.stop()
+
+    def test_sighup_under_nginx_keepalive_loses_nothing(self):
+        # nginx keeps its FastCGI connections (the shipped fastcgi_keep_conn on, keepalive
+        # 32) and does not retry a POST on one the backend closed: a worker replaced by
+        # a reload that closed them at once cost a 502 now and then (4 in 6 reloads of
+        # this test's load). Replaced workers drain: each kept connection is closed once
+        # nginx has stopped using it.
+        conf = new_conf()
+        owner = ["--socket-owner", "root:www-data", "--socket-mode", "0660"] if s.AS_ROOT else []
+        pool = s.Pool(conf, workers=2, args=owner).start()
+        web = s.Nginx(pool.address).start()
+        load = None
+        try:
+            load = Load(pool, threads=4, prefix="keep", port=web.port).start()
+            for k in range(5):
+                before = set(pool.workers())
+                pool.proc.send_signal(signal.SIGHUP)
+                s.wait_until(lambda: len(pool.workers()) == 2 and
+                             not set(pool.workers()) & before, 20, "every worker replaced")
+            ok = load.ok
+            s.wait_until(lambda: load.ok >= ok + 50, 10, "successes after the reloads")
+        finally:
+            if load:
+                load.stop()
+            web.stop()
+        try:
+            self.assertEqual(load.failures, [], "a reload must not fail a single request")
+            self.assertIn("draining", pool.log_text())
         finally:
             pool.stop()
 

@@ -204,6 +204,82 @@ class FdZero(unittest.TestCase):
         finally:
             w.stop()
 
+    def test_sigusr2_drains_kept_connections(self):
+        # The pool's way to replace a worker (reload): kept connections go on being
+        # served while the web server uses them, and are closed once idle (250 ms), so
+        # that none is closed under a request the web server is sending (SPEC §5).
+        w = Worker()
+        c = Raw(w.address)
+        try:
+            body = b'{"users":["drain1"]}'
+            r = c.request(post_params("/api/update_user_status", body), body)
+            self.assertEqual(r.status, 200)
+            t0 = time.monotonic()
+            w.proc.send_signal(signal.SIGUSR2)
+            for _ in range(6):  # in use: served
+                time.sleep(0.1)
+                r = c.request(post_params("/api/get_user_status", body), body)
+                self.assertEqual(r.status, 200)
+            self.assertTrue(c.closed_within(2.0), "idle, it must be closed")
+            self.assertEqual(w.proc.wait(5), 0)
+            self.assertGreater(time.monotonic() - t0, 0.6 + 0.25)
+            self.assertIn("draining 1 FastCGI connections", w.log())
+        finally:
+            c.close()
+            w.stop()
+
+    def test_sigterm_ends_a_drain(self):
+        # A connection in constant use is served on during the drain (nginx closes it
+        # after keepalive_requests); a SIGTERM, the whole service stopping, ends it.
+        w = Worker()
+        c = Raw(w.address)
+        served, stop = [], threading.Event()
+
+        def busy():
+            body = b'{"users":["drain2"]}'
+            try:
+                while not stop.is_set():
+                    r = c.request(post_params("/api/get_user_status", body), body)
+                    served.append((time.monotonic(), r.status))
+            except (ConnectionError, OSError):
+                pass
+        th = threading.Thread(target=busy)
+        try:
+            th.start()
+            s.wait_until(lambda: len(served) >= 10, 10, "requests under way")
+            t0 = time.monotonic()
+            w.proc.send_signal(signal.SIGUSR2)
+            time.sleep(1.5)
+            self.assertIsNone(w.proc.poll(), "a connection in use is drained, not cut")
+            after = [st for at, st in served if at > t0 + 0.5]
+            self.assertTrue(after and set(after) == {200}, "served while draining")
+            t1 = time.monotonic()
+            w.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(w.proc.wait(5), 0)
+            self.assertLess(time.monotonic() - t1, 1.5)
+            self.assertIn("SIGTERM during the drain", w.log())
+        finally:
+            stop.set()
+            c.close()
+            th.join(10)
+            w.stop()
+
+    def test_sigterm_closes_kept_connections_at_once(self):
+        w = Worker()
+        c = Raw(w.address)
+        try:
+            body = b'{"users":["term1"]}'
+            r = c.request(post_params("/api/update_user_status", body), body)
+            self.assertEqual(r.status, 200)
+            t0 = time.monotonic()
+            w.proc.send_signal(signal.SIGTERM)
+            self.assertTrue(c.closed_within(1.0))
+            self.assertEqual(w.proc.wait(5), 0)
+            self.assertLess(time.monotonic() - t0, 1.0)
+        finally:
+            c.close()
+            w.stop()
+
     def test_sigterm_while_busy_on_kept_connections(self):
         # ppoll() takes a pending SIGTERM only when nothing is ready: a worker whose kept
         # connections always had a request ready must still leave (before: it spun).
