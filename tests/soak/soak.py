@@ -559,8 +559,9 @@ def phase_pool(tmp, seconds):
         watch.frozen = True
         old = set(pool.workers())
         pool.proc.send_signal(signal.SIGHUP)
+        # the replaced workers drain their kept connections (30 s at most, worker.c)
         s.wait_until(lambda: not (set(pool.workers()) & old) and len(pool.workers()) == 2,
-                     20, "the reload")
+                     40, "the reload")
 
     try:
         stats, info = run_traffic("pool", nginx.port, seconds, [
