@@ -204,16 +204,21 @@ class FdZero(unittest.TestCase):
         finally:
             w.stop()
 
+    def kept_connection(self, user):
+        """A worker, and a connection to it kept after one answered request."""
+        w = Worker()
+        c = Raw(w.address)
+        body = json.dumps({"users": [user]}).encode()
+        r = c.request(post_params("/api/update_user_status", body), body)
+        self.assertEqual(r.status, 200)
+        return w, c, body
+
     def test_sigusr2_drains_kept_connections(self):
         # The pool's way to replace a worker (reload): kept connections go on being
         # served while the web server uses them, and are closed once idle (250 ms), so
         # that none is closed under a request the web server is sending (SPEC §5).
-        w = Worker()
-        c = Raw(w.address)
+        w, c, body = self.kept_connection("drain1")
         try:
-            body = b'{"users":["drain1"]}'
-            r = c.request(post_params("/api/update_user_status", body), body)
-            self.assertEqual(r.status, 200)
             t0 = time.monotonic()
             w.proc.send_signal(signal.SIGUSR2)
             for _ in range(6):  # in use: served
@@ -265,12 +270,8 @@ class FdZero(unittest.TestCase):
             w.stop()
 
     def test_sigterm_closes_kept_connections_at_once(self):
-        w = Worker()
-        c = Raw(w.address)
+        w, c, _ = self.kept_connection("term1")
         try:
-            body = b'{"users":["term1"]}'
-            r = c.request(post_params("/api/update_user_status", body), body)
-            self.assertEqual(r.status, 200)
             t0 = time.monotonic()
             w.proc.send_signal(signal.SIGTERM)
             self.assertTrue(c.closed_within(1.0))
@@ -466,8 +467,8 @@ def pool_up(workers=2):
     return pool
 
 
-class RequestTimeout(unittest.TestCase):
-    """fcgi.request_timeout, and connections that hold no worker (SPEC §5)."""
+class PoolCase(unittest.TestCase):
+    """Tests against one pool (2 workers, pool.conf) shared by the class."""
 
     @classmethod
     def setUpClass(cls):
@@ -476,6 +477,10 @@ class RequestTimeout(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.pool.stop()
+
+
+class RequestTimeout(PoolCase):
+    """fcgi.request_timeout, and connections that hold no worker (SPEC §5)."""
 
     def get_ok(self):
         r = self.pool.request("/api/get_user_status", {"users": ["x"]}, headers=AUTH,
@@ -555,18 +560,10 @@ class RequestTimeout(unittest.TestCase):
             c.close()
 
 
-class NoHeadOfLine(unittest.TestCase):
+class NoHeadOfLine(PoolCase):
     """A worker that has just accepted a connection takes no second one before the first
     has delivered its request (FRESH_GRACE_MS): the second goes to an idle worker rather
     than wait behind a first request that may take long."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pool = pool_up()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pool.stop()
 
     def test_second_connection_is_not_queued_behind_a_slow_request(self):
         slow_body = b'{"users":["hol1"]}'
@@ -596,17 +593,9 @@ class NoHeadOfLine(unittest.TestCase):
             b.close()
 
 
-class Edges(unittest.TestCase):
+class Edges(PoolCase):
     """CONTENT_LENGTH, odd record shapes and aborts, each followed by a request on the same
     kept connection (SPEC §1.2, §5)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pool = pool_up()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pool.stop()
 
     def next_request_works(self, c, user):
         body = json.dumps({"users": [user]}).encode()
