@@ -913,6 +913,9 @@ int us_pool_run(const us_pool_options *opt, us_config *cfg)
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGUSR2 means "drain" to a worker (worker.c); sent to the supervisor (pkill -USR2
+     * ustatus-fcgi), it must not end the pool. The workers install their own handler. */
+    signal(SIGUSR2, SIG_IGN);
     const char *ns = getenv("NOTIFY_SOCKET");
     if (ns && *ns)
         p->notify_socket = us_xstrdup(ns);

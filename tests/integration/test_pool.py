@@ -381,6 +381,23 @@ class Signals(unittest.TestCase):
         finally:
             pool.stop()
 
+    def test_sigusr2_to_the_supervisor_is_ignored(self):
+        # pkill -USR2 ustatus-fcgi reaches the supervisor too: it must not end the pool;
+        # the workers it reaches drain and are replaced.
+        conf = new_conf()
+        pool = s.Pool(conf, workers=2).start()
+        try:
+            before = set(pool.workers())
+            for pid in [pool.proc.pid] + sorted(before):
+                os.kill(pid, signal.SIGUSR2)
+            s.wait_until(lambda: len(pool.workers()) == 2 and not set(pool.workers()) & before,
+                         15, "the workers replaced")
+            self.assertIsNone(pool.proc.poll())
+            r = pool.request("/api/update_user_status", {"users": ["usr2"]}, AUTH)
+            self.assertEqual(r.status, 200)
+        finally:
+            pool.stop()
+
     def test_sighup_broken_file_keeps_the_workers(self):
         conf = new_conf(expire="1h")
         pool = s.Pool(conf, workers=2).start()
