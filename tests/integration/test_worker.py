@@ -221,13 +221,15 @@ class FdZero(unittest.TestCase):
         try:
             t0 = time.monotonic()
             w.proc.send_signal(signal.SIGUSR2)
-            for _ in range(6):  # in use: served
-                time.sleep(0.1)
+            # in use (a request every 30 ms, well inside the 250 ms): served on, past
+            # the 250 ms a drain would have taken had it closed the connection idle
+            while time.monotonic() - t0 < 0.5:
+                time.sleep(0.03)
                 r = c.request(post_params("/api/get_user_status", body), body)
                 self.assertEqual(r.status, 200)
             self.assertTrue(c.closed_within(2.0), "idle, it must be closed")
             self.assertEqual(w.proc.wait(5), 0)
-            self.assertGreater(time.monotonic() - t0, 0.6 + 0.25)
+            self.assertGreater(time.monotonic() - t0, 0.5 + 0.25)
             self.assertIn("draining 1 FastCGI connections", w.log())
         finally:
             c.close()
