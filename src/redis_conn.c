@@ -392,17 +392,25 @@ void us_redis_conn_append(us_redis_conn *c, const char *cmd, size_t len)
     us_buf_append(&c->out, cmd, len);
 }
 
-void us_redis_conn_append_fmt(us_redis_conn *c, const char *fmt, ...)
+void us_redis_conn_append_vfmt(us_redis_conn *c, us_reply_limits *limits, const char *fmt,
+                               va_list ap)
 {
     char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
     int len = redisvFormatCommand(&cmd, fmt, ap);
-    va_end(ap);
     if (len < 0 || !cmd)
         abort(); /* out of memory (the format strings are ours) */
+    if (limits)
+        us_reply_limits_for(cmd, (size_t)len, limits);
     us_buf_append(&c->out, cmd, (size_t)len);
     free(cmd);
+}
+
+void us_redis_conn_append_fmt(us_redis_conn *c, us_reply_limits *limits, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    us_redis_conn_append_vfmt(c, limits, fmt, ap);
+    va_end(ap);
 }
 
 static int read_some(us_redis_conn *c, bool wait, int64_t deadline_ms);

@@ -10,6 +10,7 @@
 #ifndef USTATUS_REDIS_CONN_H
 #define USTATUS_REDIS_CONN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,8 +69,12 @@ bool us_redis_conn_is_tls(const us_redis_conn *c);
 /* Queues len bytes of RESP (one or more whole commands) for us_redis_conn_flush. */
 void us_redis_conn_append(us_redis_conn *c, const char *cmd, size_t len);
 
-/* Queues a command in hiredis's format language (redisvFormatCommand). */
-void us_redis_conn_append_fmt(us_redis_conn *c, const char *fmt, ...);
+/* Queues a command in hiredis's format language (redisvFormatCommand); when limits is not
+ * NULL, fills it with the bounds of the command's reply (us_reply_limits_for), for the
+ * us_redis_conn_read of that reply. */
+void us_redis_conn_append_fmt(us_redis_conn *c, us_reply_limits *limits, const char *fmt, ...);
+void us_redis_conn_append_vfmt(us_redis_conn *c, us_reply_limits *limits, const char *fmt,
+                               va_list ap);
 
 /* Writes everything queued, before deadline_ms. Returns 0, or -1 (failure, error). */
 int us_redis_conn_flush(us_redis_conn *c, int64_t deadline_ms);

@@ -121,21 +121,6 @@ static void note_failure(us_redis_node *node, const char *what, const char *deta
     }
 }
 
-/* Queues one command of the handshake, with the bounds of its reply. */
-static void queue_step(us_redis_conn *c, us_reply_limits *limits, const char *fmt, ...)
-{
-    char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int len = redisvFormatCommand(&cmd, fmt, ap);
-    va_end(ap);
-    if (len < 0 || !cmd)
-        abort(); /* out of memory; the formats are ours */
-    us_reply_limits_for(cmd, (size_t)len, limits);
-    us_redis_conn_append(c, cmd, (size_t)len);
-    free(cmd);
-}
-
 /* AUTH, SELECT, CLIENT SETNAME and (require_master) ROLE on a fresh connection, sent
  * together and read in order before deadline_ms. Over TLS a PING stands in when there is
  * nothing else to say: a server that refuses our certificate says so only after its side
@@ -149,25 +134,25 @@ static int handshake(us_redis_node *node, int64_t deadline_ms)
     size_t n = 0;
     if (a->password[0]) {
         if (a->user[0])
-            queue_step(c, &limits[n], "AUTH %s %s", a->user, a->password);
+            us_redis_conn_append_fmt(c, &limits[n], "AUTH %s %s", a->user, a->password);
         else
-            queue_step(c, &limits[n], "AUTH %s", a->password);
+            us_redis_conn_append_fmt(c, &limits[n], "AUTH %s", a->password);
         step[n++] = "AUTH failed";
     }
     if (a->db > 0) {
-        queue_step(c, &limits[n], "SELECT %d", a->db);
+        us_redis_conn_append_fmt(c, &limits[n], "SELECT %d", a->db);
         step[n++] = "SELECT failed";
     }
     if (node->client_name[0]) {
-        queue_step(c, &limits[n], "CLIENT SETNAME %s", node->client_name);
+        us_redis_conn_append_fmt(c, &limits[n], "CLIENT SETNAME %s", node->client_name);
         step[n++] = "CLIENT SETNAME failed";
     }
     if (node->require_master) {
-        queue_step(c, &limits[n], "ROLE");
+        us_redis_conn_append_fmt(c, &limits[n], "ROLE");
         step[n++] = "ROLE failed";
     }
     if (n == 0 && us_redis_conn_is_tls(c)) {
-        queue_step(c, &limits[n], "PING");
+        us_redis_conn_append_fmt(c, &limits[n], "PING");
         step[n++] = "PING failed";
     }
     if (n == 0)
@@ -288,17 +273,11 @@ const redisReply *us_redis_node_command(us_redis_node *node, const char *fmt, ..
 {
     if (us_redis_node_connect(node) < 0)
         return NULL;
-    char *cmd = NULL;
+    us_reply_limits limits;
     va_list ap;
     va_start(ap, fmt);
-    int len = redisvFormatCommand(&cmd, fmt, ap);
+    us_redis_conn_append_vfmt(node->conn, &limits, fmt, ap);
     va_end(ap);
-    if (len < 0 || !cmd)
-        abort(); /* out of memory; the formats are ours */
-    us_reply_limits limits;
-    us_reply_limits_for(cmd, (size_t)len, &limits);
-    us_redis_conn_append(node->conn, cmd, (size_t)len);
-    free(cmd);
     int64_t deadline = us_clock_mono_ms() + node->addr.io_timeout_ms;
     const redisReply *r = NULL;
     if (us_redis_conn_flush(node->conn, deadline) < 0 ||

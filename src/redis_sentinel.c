@@ -138,7 +138,7 @@ static void watch_start(shard *sh, size_t shard_no)
     /* Not us_redis_node_command: messages may follow the confirmation at once, and
      * here they are no unasked data. */
     us_redis_conn *c = sh->watch.conn;
-    us_redis_conn_append_fmt(c, "SUBSCRIBE +switch-master");
+    us_redis_conn_append_fmt(c, NULL, "SUBSCRIBE +switch-master");
     int64_t deadline = us_clock_mono_ms() + sh->watch.addr.io_timeout_ms;
     const redisReply *r = NULL;
     if (us_redis_conn_flush(c, deadline) < 0 ||
