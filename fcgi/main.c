@@ -118,25 +118,6 @@ done:
 
 /* ---- signals of a process the web server started ---- */
 
-static void on_reopen_signal(int sig)
-{
-    (void)sig;
-    us_log_reopen_async();
-}
-
-/* SIGUSR1 (logrotate's usual signal) reopens log.file at the next line instead of killing
- * the process. SA_RESTART: the request in hand is not interrupted. (SIGHUP is the web
- * server's business: the worker loop ignores it; a renamed log.file is followed anyway.) */
-static void catch_reopen_signal(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_reopen_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 /* ---- --check-config and the unsafe-setting warnings (SPEC §4) ---- */
 
 static void print_warning(void *ctx, const char *line)
@@ -336,7 +317,10 @@ int main(int argc, char **argv)
         us_config_free(cfg);
         return 1;
     }
-    catch_reopen_signal();
+    /* SIGUSR1 reopens log.file at the next line instead of killing the process. (SIGHUP
+     * is the web server's business: the worker loop ignores it; a renamed log.file is
+     * followed anyway.) */
+    us_log_reopen_on(SIGUSR1);
     us_config_warnings(cfg, log_warning, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (us_metrics_attach(po.config_path, err, sizeof err) < 0)

@@ -568,11 +568,6 @@ static worker_slot *find_slot(pool *p, pid_t pid)
     return NULL;
 }
 
-static void on_reopen_signal(int sig)
-{
-    (void)sig;
-    us_log_reopen_async();
-}
 
 static void worker_main(pool *p) __attribute__((noreturn));
 
@@ -588,14 +583,8 @@ static void worker_main(pool *p)
     signal(SIGCHLD, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
     /* A worker follows a renamed log.file by itself (log.h); SIGUSR1 sent to it anyway
-     * (pkill -USR1) reopens the file and harms nothing else. SA_RESTART: a read or write
-     * of the request in hand is not interrupted. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_reopen_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+     * (pkill -USR1) reopens the file and harms nothing else. */
+    us_log_reopen_on(SIGUSR1);
     unsetenv("NOTIFY_SOCKET"); /* only the supervisor talks to systemd */
     /* TERM/INT/USR2 stay blocked until the worker loop waits for connections; the others
      * are given back. */

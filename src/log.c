@@ -133,6 +133,22 @@ void us_log_reopen_async(void)
     reopen_requested = 1;
 }
 
+static void on_reopen_signal(int sig)
+{
+    (void)sig;
+    us_log_reopen_async();
+}
+
+void us_log_reopen_on(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_reopen_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
 int us_log_reopen(char *err, size_t err_len)
 {
     reopen_requested = 0;

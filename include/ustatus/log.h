@@ -47,6 +47,10 @@ void us_log_close(void);
  * handler of SIGHUP/SIGUSR1 calls this; the reopen itself happens outside the handler). */
 void us_log_reopen_async(void);
 
+/* Installs a handler of sig (SIGUSR1, logrotate's usual signal) that calls
+ * us_log_reopen_async, with SA_RESTART so that the request in hand is not interrupted. */
+void us_log_reopen_on(int sig);
+
 /* Reopens the file now (same path). Returns 0 (also when no file is configured), or -1
  * with a reason in err; the old file then stays in use. */
 int us_log_reopen(char *err, size_t err_len);
