@@ -88,10 +88,24 @@ static size_t pending_count(const us_pipeline_group *g, const us_redis_cmd *cmds
     return n;
 }
 
+/* A reply outside its bounds, or data nobody asked for: the replies cannot be matched to
+ * the commands any more, so none of the group's is kept; the node logs it ("bad reply",
+ * detail) and backs off. */
+static void refuse_group(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *run,
+                         const char *detail)
+{
+    for (size_t k = 0; k < grp->count; k++) {
+        us_redis_cmd *cmd = &cmds[grp->idx[k]];
+        us_reply_free(cmd->reply);
+        cmd->reply = NULL;
+    }
+    run->state = G_REFUSED;
+    grp->outcome = US_PIPE_REFUSED;
+    us_redis_node_fail(grp->node, "bad reply", detail);
+}
+
 /* A transport or protocol failure of the group's connection (what: "write failed", ...):
- * how it ends, logged and backed off by the node. A reply outside its bounds, or data
- * nobody asked for, means the replies cannot be matched to the commands any more: none
- * of the group's is kept. */
+ * how it ends, logged and backed off by the node. */
 static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *run,
                          const char *what)
 {
@@ -108,15 +122,8 @@ static void group_failed(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *
         what = "timed out";
         break;
     case US_CONN_PROTOCOL:
-        run->state = G_REFUSED;
-        grp->outcome = US_PIPE_REFUSED;
-        what = "bad reply";
-        for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            us_reply_free(cmd->reply);
-            cmd->reply = NULL;
-        }
-        break;
+        refuse_group(grp, cmds, run, us_redis_conn_error(c));
+        return;
     default:
         run->state = G_BROKEN;
         break;
@@ -153,14 +160,7 @@ static void read_group(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *ru
         cmd->reply = reply;
         total += bytes;
         if (total > US_REPLY_MAX_EXCHANGE_BYTES) {
-            us_redis_node_fail(grp->node, "bad reply", "replies over the exchange's bound");
-            for (size_t j = 0; j < grp->count; j++) {
-                us_redis_cmd *cj = &cmds[grp->idx[j]];
-                us_reply_free(cj->reply);
-                cj->reply = NULL;
-            }
-            run->state = G_REFUSED;
-            grp->outcome = US_PIPE_REFUSED;
+            refuse_group(grp, cmds, run, "replies over the exchange's bound");
             return;
         }
     }
@@ -175,14 +175,7 @@ static void read_group(us_pipeline_group *grp, us_redis_cmd *cmds, group_run *ru
     }
     if (us_redis_conn_has_unread(c)) {
         /* a reply nobody asked for came with ours: which is which is anyone's guess */
-        for (size_t k = 0; k < grp->count; k++) {
-            us_redis_cmd *cmd = &cmds[grp->idx[k]];
-            us_reply_free(cmd->reply);
-            cmd->reply = NULL;
-        }
-        run->state = G_REFUSED;
-        grp->outcome = US_PIPE_REFUSED;
-        us_redis_node_fail(grp->node, "bad reply", "sent data nobody asked for");
+        refuse_group(grp, cmds, run, "sent data nobody asked for");
         return;
     }
     run->state = G_DONE;
