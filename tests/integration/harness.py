@@ -259,16 +259,18 @@ def _read_resp(f):
     raise AssertionError(f"bad RESP line {line!r}")
 
 
+def read_text(path):
+    """A file's text (undecodable bytes replaced); a file not written yet reads empty."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def read_logs(directory, *names):
     """The files' contents one after the other; a file not written yet reads empty."""
-    text = ""
-    for name in names:
-        try:
-            with open(os.path.join(directory, name), errors="replace") as f:
-                text += f.read()
-        except FileNotFoundError:
-            pass
-    return text
+    return "".join(read_text(os.path.join(directory, name)) for name in names)
 
 
 def write_config(directory, text, name="ustatus.conf"):

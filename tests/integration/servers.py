@@ -263,11 +263,7 @@ class Pool:
                             body, timeout)
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return h.read_text(self.log_path)
 
     def wait_log(self, pattern, timeout=10):
         return wait_until(lambda: re.search(pattern, self.log_text()), timeout,

@@ -260,11 +260,6 @@ def dead_redis_conf(directory, log_extra, key=KEY):
     return path, port
 
 
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
 class SpawnFcgiLogFile(unittest.TestCase):
     """The process spawn-fcgi starts has /dev/null for stderr: log.file is where its
     lines go, timestamped, and a rename followed by SIGUSR1 (what logrotate does) puts
@@ -289,8 +284,8 @@ class SpawnFcgiLogFile(unittest.TestCase):
                                   headers={"X-API-Key": KEY})
             r = s.fcgi_request(sock, params, b'{"users":["sp1"]}')
             self.assertEqual(r.json()["error"]["code"], 100)
-            text = s.wait_until(lambda: (lambda t: f"127.0.0.1:{port}" in t and t)(read(log)),
-                                10, "the error line")
+            text = s.wait_until(lambda: f"127.0.0.1:{port}" in h.read_text(log) and
+                                h.read_text(log), 10, "the error line")
             self.assertRegex(text, "(?m)^" + TIMESTAMP + rf" ustatus\[{pid}\]: error: redis "
                                    rf"127\.0\.0\.1:{port}: ")
             for line in text.splitlines():
@@ -301,10 +296,9 @@ class SpawnFcgiLogFile(unittest.TestCase):
             time.sleep(1)  # past the Redis back-off: the next attempt logs (debug)
             r = s.fcgi_request(sock, params, b'{"users":["sp1"]}')
             self.assertEqual(r.json()["error"]["code"], 100)
-            new = s.wait_until(lambda: os.path.exists(log) and read(log), 10,
-                               "lines in the new file")
+            new = s.wait_until(lambda: h.read_text(log), 10, "lines in the new file")
             self.assertRegex(new, "^" + TIMESTAMP + rf" ustatus\[{pid}\]: debug: redis ")
-            self.assertNotIn(new, read(log + ".1"))
+            self.assertNotIn(new, h.read_text(log + ".1"))
             self.assertEqual(s.processes_with(conf), [pid], "SIGUSR1 reopens, never kills")
             self.assertEqual(os.stat(log).st_uid, 65534, "recreated by the process itself")
         finally:
@@ -437,7 +431,7 @@ class Journal(unittest.TestCase):
             hostile.close()
         self.assertEqual(r.returncode, 0)
         self.assertIn(b'"code":100', r.stdout)
-        text = read(stderr_path)
+        text = h.read_text(stderr_path)
         self.assertRegex(text, r"(?m)^<4>ustatus\[\d+\]: warn: configuration: http_api.key")
         self.assertRegex(text, r"(?m)^<3>ustatus\[\d+\]: error: .*boom\\x1b\[2J\\x07\\x01 end")
         self.assertNotIn("\x1b", text)
@@ -449,7 +443,7 @@ class Journal(unittest.TestCase):
         with open(stderr_path, "wb") as f:
             subprocess.run([h.BIN, "-c", conf], input=b'{"users":["jo1"]}', env=env,
                            stdout=subprocess.PIPE, stderr=f, timeout=30)
-        self.assertRegex(read(stderr_path), r"^ustatus\[\d+\]: ")
+        self.assertRegex(h.read_text(stderr_path), r"^ustatus\[\d+\]: ")
 
 
 if __name__ == "__main__":

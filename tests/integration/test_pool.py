@@ -588,11 +588,6 @@ def activate(conf, listen_args, env, log, extra=()):
     return h.start_process(argv, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
 class Systemd(unittest.TestCase):
     def check_activation(self, listener):
         conf = new_conf()
@@ -605,12 +600,12 @@ class Systemd(unittest.TestCase):
             h.wait_unix(sock, proc=proc)  # the first connection starts the program (exec: the same pid)
             r = s.fcgi_request(sock, s.api_params("/api/update_user_status", body=b'{"users":["sd1"]}',
                                                   headers=AUTH), b'{"users":["sd1"]}')
-            self.assertEqual((r.status, r.body), (200, b'{"result":{}}'), read(log_path))
+            self.assertEqual((r.status, r.body), (200, b'{"result":{}}'), h.read_text(log_path))
             ready = listener.wait_for("READY", "1")
             self.assertEqual(int(ready["MAINPID"]), proc.pid)
             self.assertIn("with 2 workers", ready["STATUS"])
             self.assertEqual(len(h.child_pids(proc.pid)), 2)
-            self.assertIn(f"listening on systemd:unix:{sock}", read(log_path))
+            self.assertIn(f"listening on systemd:unix:{sock}", h.read_text(log_path))
             before = h.child_pids(proc.pid)
 
             proc.send_signal(signal.SIGHUP)
@@ -659,9 +654,9 @@ class Systemd(unittest.TestCase):
         try:
             h.wait_port(port)
             r = s.fcgi_request(("127.0.0.1", port), s.api_params("/health", method="GET"))
-            self.assertEqual(r.status, 200, read(log_path))
+            self.assertEqual(r.status, 200, h.read_text(log_path))
             self.assertFalse(os.path.exists(never), "--listen is not bound under activation")
-            self.assertIn(f'"unix:{never}" is not used', read(log_path))
+            self.assertIn(f'"unix:{never}" is not used', h.read_text(log_path))
         finally:
             h.stop_process(proc)
             h.scan_logs(log_path)
@@ -677,7 +672,7 @@ class Systemd(unittest.TestCase):
         try:
             h.wait_unix(a, proc=proc)  # the first connection starts the program
             self.assertEqual(proc.wait(20), 1)
-            self.assertIn("LISTEN_FDS=2; ustatus serves exactly one socket", read(log_path))
+            self.assertIn("LISTEN_FDS=2; ustatus serves exactly one socket", h.read_text(log_path))
         finally:
             h.stop_process(proc)
             h.scan_logs(log_path)
@@ -718,8 +713,8 @@ class LogFile(unittest.TestCase):
         try:
             r = pool.request("/api/update_user_status", {"users": ["l1"]}, AUTH)
             self.assertEqual(r.json()["error"]["code"], 100)
-            text = s.wait_until(lambda: (lambda t: "127.0.0.1:%d" % dead in t and t)(read(log)),
-                                10, "the worker's error line")
+            text = s.wait_until(lambda: "127.0.0.1:%d" % dead in h.read_text(log) and
+                                h.read_text(log), 10, "the worker's error line")
             for line in text.splitlines():
                 self.assertRegex(line, "^" + TIMESTAMP + r" ustatus\[\d+\]: (debug|info|warn|error): ")
             self.assertRegex(text, TIMESTAMP + r" ustatus\[\d+\]: info: listening on ")
@@ -729,16 +724,16 @@ class LogFile(unittest.TestCase):
 
             os.rename(log, log + ".1")
             pool.proc.send_signal(signal.SIGUSR1)
-            s.wait_until(lambda: os.path.exists(log) and "SIGUSR1: log reopened" in read(log),
-                         10, "the supervisor's line in the new file")
+            s.wait_until(lambda: "SIGUSR1: log reopened" in h.read_text(log), 10,
+                         "the supervisor's line in the new file")
             # the worker got no signal: it follows the rename at its next line (the next
             # connection attempt, once its back-off is over, logs at debug level)
             time.sleep(1)
             r = pool.request("/api/update_user_status", {"users": ["l2"]}, AUTH)
             self.assertEqual(r.json()["error"]["code"], 100)
-            s.wait_until(lambda: f"ustatus[{worker}]: debug: redis" in read(log), 10,
+            s.wait_until(lambda: f"ustatus[{worker}]: debug: redis" in h.read_text(log), 10,
                          "the worker's line in the new file")
-            self.assertNotIn("SIGUSR1", read(log + ".1"))
+            self.assertNotIn("SIGUSR1", h.read_text(log + ".1"))
             self.assertEqual(pool.workers(), [worker], "SIGUSR1 killed nobody")
         finally:
             pool.stop()
@@ -799,7 +794,7 @@ class SocketSafety(unittest.TestCase):
         self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (0, 0, 0o600),
                          "the link's target kept its owner and mode")
         self.assertEqual(proc.returncode, 1, "the pool refuses to go on")
-        text = read(log_path)
+        text = h.read_text(log_path)
         self.assertIn("its directory can be changed by other users", text)
         self.assertIn("the socket was replaced right after bind (by a symbolic link)", text)
         self.assertTrue(os.path.islink(sock), "what the attacker put there is left alone")
@@ -836,8 +831,8 @@ class SocketSafety(unittest.TestCase):
                 proc = h.start_process([h.BIN, "-c", conf, "--listen", listen, "--workers", "1"],
                                        stdout=subprocess.DEVNULL, stderr=log)
             try:
-                s.wait_until(lambda: "listening on" in read(log_path), 10, f"{listen} bound")
-                self.assertIn(f"warn: --listen {listen} binds every address", read(log_path))
+                s.wait_until(lambda: "listening on" in h.read_text(log_path), 10, f"{listen} bound")
+                self.assertIn(f"warn: --listen {listen} binds every address", h.read_text(log_path))
             finally:
                 h.stop_process(proc)
         pool = s.Pool(conf, listen=f"127.0.0.1:{port}", workers=1).start()

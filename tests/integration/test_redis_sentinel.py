@@ -12,6 +12,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apitest as at  # noqa: E402
 import harness as h  # noqa: E402
+import servers as srv  # noqa: E402
 from apitest import ok  # noqa: E402
 
 KEY = "sentinel-key-4b7e"
@@ -44,17 +45,6 @@ def sentinel_master(s, name=NAME):
     out = s.cli("--user", SENT_USER, "--pass", SENT_PW, "--no-auth-warning",
                 "SENTINEL", "get-master-addr-by-name", name).split()
     return int(out[1]) if len(out) == 2 else None
-
-
-def wait_until(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def link_up(replica, master_port):
@@ -90,12 +80,13 @@ def setUpModule():
     master = h.Redis(args=DATA_ACL).start()
     replica = h.Redis(args=DATA_ACL + ["--replicaof", "127.0.0.1", str(master.port)]).start()
     NODES = {master.port: master, replica.port: replica}
-    wait_until("replication", lambda: link_up(replica, master.port), 10)
+    srv.wait_until(lambda: link_up(replica, master.port), 10, "replication")
     SENTINELS = [h.Sentinel(master.port, extra=SENT_ACL).start() for _ in range(3)]
     # A failover needs the sentinels to know the replica and each other (hello messages).
     for s in SENTINELS:
-        wait_until("sentinels to meet", lambda: s.cli("SENTINEL", "replicas", NAME) and
-                   s.cli("SENTINEL", "sentinels", NAME).count("runid") == 2, 15)
+        srv.wait_until(lambda: s.cli("SENTINEL", "replicas", NAME) and
+                       s.cli("SENTINEL", "sentinels", NAME).count("runid") == 2, 15,
+                       "sentinels to meet")
     SENT_ADDRS = [DEAD] + [f"127.0.0.1:{s.port}" for s in SENTINELS]
     CONF = h.write_config(TMP, conf_text([SENT_ADDRS], extra='log { level = "debug" }'))
     WEB = h.Lighttpd(CONF).start()
@@ -188,10 +179,10 @@ class Failover(unittest.TestCase):
         # The sentinels demote the old master of the previous test only ~10 s after the
         # failover; do now what they would do then, to keep the test short.
         data(replica, "REPLICAOF", "127.0.0.1", str(master.port))
-        wait_until("the old master to resync", lambda: link_up(replica, master.port), 15)
+        srv.wait_until(lambda: link_up(replica, master.port), 15, "the old master to resync")
         for s in SENTINELS:
-            wait_until("sentinels to see the replica", lambda: f"{replica.port}" in
-                       s.cli("SENTINEL", "replicas", NAME), 15)
+            srv.wait_until(lambda: f"{replica.port}" in s.cli("SENTINEL", "replicas", NAME), 15,
+                           "sentinels to see the replica")
         users = [f"k{i}" for i in range(300)]
         self.write_and_replicate(users, "before-kill")
         t0 = time.monotonic()
@@ -279,7 +270,7 @@ class ReadOnly(unittest.TestCase):
                 web_api = at.Api(web.port, KEY, timeout=10)
                 self.assertTrue(ok(web_api("update_user_status", {"users": ["r1"]})))
                 self.assertEqual(data(a, "EXISTS", "se.user_status.r1"), "1")
-                wait_until("replication", lambda: link_up(b, a.port), 10)
+                srv.wait_until(lambda: link_up(b, a.port), 10, "replication")
                 # swap roles by hand and tell the sentinel: ustatus's connection to a stays
                 s.cli("SENTINEL", "REMOVE", "ro")
                 self.assertEqual(s.cli("SENTINEL", "MONITOR", "ro", "127.0.0.1", str(b.port),
@@ -287,7 +278,7 @@ class ReadOnly(unittest.TestCase):
                 s.cli("SENTINEL", "SET", "ro", "down-after-milliseconds", "60000")
                 data(b, "REPLICAOF", "NO", "ONE")
                 data(a, "REPLICAOF", "127.0.0.1", str(b.port))
-                wait_until("a to follow b", lambda: link_up(a, b.port), 10)
+                srv.wait_until(lambda: link_up(a, b.port), 10, "a to follow b")
                 r = web_api("update_user_status", {"users": ["r1", "r2"], "state": "moved"})
                 self.assertEqual(r.body, b'{"result":{}}')
                 self.assertEqual(data(b, "EXISTS", "se.user_status.r2"), "1")

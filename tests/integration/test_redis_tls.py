@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apitest as at  # noqa: E402
 import certs as tls  # noqa: E402
 import harness as h  # noqa: E402
+import servers as srv  # noqa: E402
 from test_redis_cluster import slot_of  # noqa: E402
 
 KEY = "tls-key-77c1"
@@ -28,17 +29,6 @@ def setUpModule():
 
 def tearDownModule():
     h.tear_down_module(dirs=[TMP])
-
-
-def wait_until(what, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class TlsShards(unittest.TestCase):
@@ -78,12 +68,12 @@ class TlsSentinel(unittest.TestCase):
                                                    str(master.port)]).start()
         sentinels = []
         try:
-            wait_until("replication link", lambda: "master_link_status:up" in
-                       replica.cli("INFO", "replication"), 20)
+            srv.wait_until(lambda: "master_link_status:up" in replica.cli("INFO", "replication"),
+                           20, "replication link")
             sentinels = [tls.tls_sentinel(CERTS, master.port).start() for _ in range(3)]
-            wait_until("sentinels see the replica", lambda: all(
+            srv.wait_until(lambda: all(
                 str(replica.port) in s.cli("SENTINEL", "replicas", "mymaster")
-                for s in sentinels), 20)
+                for s in sentinels), 20, "sentinels see the replica")
             conf = tls.json_config(TMP, {
                 "sentinel_address": ",".join(f"127.0.0.1:{s.port}" for s in sentinels),
                 "sentinel_master_name": "mymaster", "prefix": "tn",
@@ -93,12 +83,13 @@ class TlsSentinel(unittest.TestCase):
                 api = at.Api(web.port, KEY)
                 tls.check_api(self, api, lambda k: master.command("EXISTS", k), "tn", "before")
                 self.assertEqual(sentinels[0].cli("SENTINEL", "FAILOVER", "mymaster"), "OK")
-                wait_until("the replica promoted", lambda: "role:master" in
-                           replica.cli("INFO", "replication"), 30)
+                srv.wait_until(lambda: "role:master" in replica.cli("INFO", "replication"), 30,
+                               "the replica promoted")
                 probe = at.Unique.user("probe")
-                wait_until("requests go to the new master", lambda: at.ok(
+                srv.wait_until(lambda: at.ok(
                     api("update_user_status", {"users": [probe]})) and
-                    replica.command("EXISTS", at.key_of(probe, "tn")) == 1, 30)
+                    replica.command("EXISTS", at.key_of(probe, "tn")) == 1, 30,
+                    "requests go to the new master")
                 tls.check_api(self, api, lambda k: replica.command("EXISTS", k), "tn", "after")
                 log = web.error_log()
                 self.assertIn(f"127.0.0.1:{replica.port}", log)
@@ -126,8 +117,8 @@ class TlsCluster(unittest.TestCase):
                                 "--cluster-replicas", "0", "--cluster-yes"],
                                capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            wait_until("cluster ok", lambda: all("cluster_state:ok" in n.cli("CLUSTER", "INFO")
-                                                 for n in nodes), 30)
+            srv.wait_until(lambda: all("cluster_state:ok" in n.cli("CLUSTER", "INFO")
+                                       for n in nodes), 30, "cluster ok")
             conf = tls.json_config(TMP, {"cluster_address": f"127.0.0.1:{ports[0]}",
                                          "prefix": "tc", "tls": CERTS.tls_object()},
                                    "cluster.json", KEY)

@@ -236,11 +236,7 @@ class SocketActivatedService:
         return True, 0, out
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return h.read_text(self.log_path)
 
     def stop(self, timeout=20):
         """What systemctl stop does with KillMode=mixed: SIGTERM to the main process
