@@ -26,6 +26,7 @@
 #include "ustatus/buf.h"
 #include "ustatus/config.h"
 #include "ustatus/json.h"
+#include "ustatus/jwt.h"
 
 /* ---- runner ---- */
 
@@ -35,6 +36,14 @@
 
 /* The element count of an array, as the int tcase_add_loop_test wants. */
 #define N_ELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* A us_jwt_status equal to want, the names of both in the failure (test_jwt, test_jwks). */
+#define ck_assert_status(got, want)                                                                \
+    do {                                                                                           \
+        us_jwt_status g_ = (got), w_ = (want);                                                     \
+        ck_assert_msg(g_ == w_, "status %s, expected %s", us_jwt_status_text(g_),                  \
+                      us_jwt_status_text(w_));                                                     \
+    } while (0)
 
 /* Runs every test of s (CK_NORMAL output) and frees it: the process exit status, 0 when
  * nothing failed. For a main() with work of its own around the run. */

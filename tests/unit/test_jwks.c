@@ -179,13 +179,6 @@ static us_jwt_status verify_with(us_jwt_key_lookup lookup, void *ctx, char *tok,
     return st;
 }
 
-#define ck_assert_status(got, want)                                                                \
-    do {                                                                                           \
-        us_jwt_status g_ = (got), w_ = (want);                                                     \
-        ck_assert_msg(g_ == w_, "status %s, expected %s", us_jwt_status_text(g_),                  \
-                      us_jwt_status_text(w_));                                                     \
-    } while (0)
-
 /* ---- parsing ---- */
 
 START_TEST(test_parse_each_key_type)

@@ -204,13 +204,6 @@ static us_jwt_status verify(const us_jwt_verifier *v, char *token)
     return verify_at(v, token, NOW, NULL);
 }
 
-#define ck_assert_status(got, want)                                                                \
-    do {                                                                                           \
-        us_jwt_status g_ = (got), w_ = (want);                                                     \
-        ck_assert_msg(g_ == w_, "status %s, expected %s", us_jwt_status_text(g_),                  \
-                      us_jwt_status_text(w_));                                                     \
-    } while (0)
-
 /* ---- base64url ---- */
 
 START_TEST(test_b64url_round_trip)

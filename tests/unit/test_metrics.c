@@ -265,17 +265,26 @@ START_TEST(test_worker_gauges_over_processes)
 }
 END_TEST
 
+/* The segment of a new configuration file path, created here (empty, 0600) before any
+ * process attaches: its descriptor, and its /dev/shm path in shm. */
+static int plant_segment(char *path, size_t path_len, char *shm, size_t shm_len)
+{
+    char name[128];
+    us_test_write_temp("", "", path, path_len);
+    us_metrics_shm_name(path, name, sizeof name);
+    snprintf(shm, shm_len, "/dev/shm%s", name);
+    us_metrics_unlink(path);
+    int fd = open(shm, O_CREAT | O_EXCL | O_RDWR, 0600);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
 /* A segment of our own that others can read or write is refused, with the reason. (A
  * segment of another user: test_metrics.py, which runs as root to plant one.) */
 START_TEST(test_segment_open_to_others_is_refused)
 {
-    char path[64], name[128], shm[160], err[256];
-    us_test_write_temp("", "", path, sizeof path);
-    us_metrics_shm_name(path, name, sizeof name);
-    snprintf(shm, sizeof shm, "/dev/shm%s", name);
-    us_metrics_unlink(path);
-    int fd = open(shm, O_CREAT | O_EXCL | O_RDWR, 0600);
-    ck_assert_int_ge(fd, 0);
+    char path[64], shm[160], err[256];
+    int fd = plant_segment(path, sizeof path, shm, sizeof shm);
     ck_assert_int_eq(fchmod(fd, 0644), 0);
     close(fd);
     us_metrics_command("get_user_status", 0, 1);
@@ -298,13 +307,8 @@ END_TEST
 /* A segment of an older build (one page, the fields it knew) is grown, not refused. */
 START_TEST(test_older_smaller_segment_is_grown)
 {
-    char path[64], name[128], shm[160], err[256];
-    us_test_write_temp("", "", path, sizeof path);
-    us_metrics_shm_name(path, name, sizeof name);
-    snprintf(shm, sizeof shm, "/dev/shm%s", name);
-    us_metrics_unlink(path);
-    int fd = open(shm, O_CREAT | O_EXCL | O_RDWR, 0600);
-    ck_assert_int_ge(fd, 0);
+    char path[64], shm[160], err[256];
+    int fd = plant_segment(path, sizeof path, shm, sizeof shm);
     ck_assert_int_eq(ftruncate(fd, 4096), 0);
     close(fd);
     ck_assert_int_eq(us_metrics_attach(path, err, sizeof err), 0);
